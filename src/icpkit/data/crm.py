@@ -1,0 +1,52 @@
+"""The in-memory CRM: the contract's tables after loading, mapping and validation."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ExcludedRows:
+    """Rows left out on purpose (e.g. open deals with no account), counted so nothing vanishes."""
+
+    table: str
+    reason: str
+    count: int
+
+
+@dataclass
+class CRMData:
+    """Contract tables keyed by name (absent optional tables are simply not in ``tables``).
+
+    Column types after loading: ids and text are pandas ``str``; contract dates are
+    ``datetime64[ns]``; contract numbers and numeric attributes are ``float64``; labels are
+    nullable ``Int8`` (``<NA>`` = not known yet).
+    """
+
+    tables: dict[str, pd.DataFrame]
+    extract_date: pd.Timestamp
+    source: str = ""
+    excluded: list[ExcludedRows] = field(default_factory=list)
+    #: Source columns dropped on load by the config, per table.
+    dropped_columns: dict[str, list[str]] = field(default_factory=dict)
+
+    def has(self, table: str) -> bool:
+        return table in self.tables
+
+    def __getitem__(self, table: str) -> pd.DataFrame:
+        return self.tables[table]
+
+    def fingerprint(self) -> dict[str, str]:
+        """A short content hash per table, logged with every run to tie a model to its data."""
+        out = {}
+        for name, df in sorted(self.tables.items()):
+            h = pd.util.hash_pandas_object(df, index=False).to_numpy()
+            digest = hashlib.sha256(h.tobytes() + ",".join(map(str, df.columns)).encode())
+            out[name] = digest.hexdigest()[:16]
+        return out
+
+    def summary(self) -> dict[str, int]:
+        return {name: len(df) for name, df in self.tables.items()}
