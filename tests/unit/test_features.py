@@ -50,7 +50,8 @@ def _dataset(acts):
 def test_engagement_counts_windows_strictly_before_as_of():
     ds = _dataset(ACTS)
     X = ds.X
-    # l1 (a1, 2024-03-01): web 02-20 (in 30d), meeting 01-15 (in 90d), web 2023 (out), meeting 03-01 (same instant: excluded)
+    # l1 (a1, 2024-03-01): web 02-20 (in 30d), meeting 01-15 (in 90d), web 2023 (out),
+    # meeting 03-01 (same instant: excluded)
     assert X.loc[0, "activity_all_30d"] == 1
     assert X.loc[0, "activity_all_90d"] == 2
     assert X.loc[0, "activity_meeting_90d"] == 1
