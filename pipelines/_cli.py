@@ -27,6 +27,8 @@ def setup_logging(verbose: bool = False) -> None:
         handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
         force=True,
     )
+    # MLflow's download progress bars interleave with ours; our status line says what is happening.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # Third-party chatter is not progress the user needs to read.
     for noisy in ("mlflow", "alembic", "urllib3", "git", "numba", "matplotlib", "PIL", "optuna"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -37,7 +37,8 @@ def test_same_seed_gives_identical_tables_and_files(small, tmp_path):
 
 def test_truth_covers_every_row_and_importance_sums_to_100(small):
     ids = {"conversion": ("leads", "lead_id"), "win": ("opportunities", "opportunity_id")}
-    ids |= {"renewal": ("subscriptions", "subscription_id"), "expansion": ("subscriptions", "subscription_id")}
+    subs = ("subscriptions", "subscription_id")
+    ids |= {"renewal": subs, "expansion": subs}
     for outcome, (table, id_col) in ids.items():
         p = small.propensities[outcome]
         assert p[id_col].tolist() == small.tables[table][id_col].tolist()

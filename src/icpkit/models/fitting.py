@@ -127,8 +127,14 @@ def tune_lightgbm(
     seed: int,
 ) -> TuningResult:
     """Optuna TPE search over LightGBM, early-stopped and pruned on the validation period."""
-    dtrain = lgb.Dataset(Xtr, ytr, categorical_feature=categorical, free_raw_data=False)
-    dval = lgb.Dataset(Xva, yva, reference=dtrain, categorical_feature=categorical, free_raw_data=False)
+    # Trials vary min_data_in_leaf, which a pre-filtered Dataset cannot follow.
+    dtrain = lgb.Dataset(
+        Xtr, ytr, categorical_feature=categorical, free_raw_data=False, params={"feature_pre_filter": False}
+    )
+    dval = lgb.Dataset(
+        Xva, yva, reference=dtrain, categorical_feature=categorical, free_raw_data=False,
+        params={"feature_pre_filter": False},
+    )  # fmt: skip
     base = _lgb_params(seed, training.num_threads)
 
     def objective(trial: optuna.Trial) -> float:
