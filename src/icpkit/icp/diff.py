@@ -1,0 +1,100 @@
+"""What changed between two versions of the ICP profile."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def _weight_moves(before: dict[str, float], after: dict[str, float], threshold: float) -> list[dict]:
+    moved = []
+    # An attribute on one side only counts as weight 0 on the other: it appeared or vanished.
+    for attr in [*before, *(a for a in after if a not in before)]:
+        b, a = float(before.get(attr, 0.0)), float(after.get(attr, 0.0))
+        change = a - b
+        if abs(change) >= threshold:
+            moved.append({"attribute": str(attr), "before": b, "after": a, "change": change})
+    return sorted(moved, key=lambda m: -abs(m["change"]))
+
+
+def _tier_rate_changes(before: dict[str, dict], after: dict[str, dict]) -> list[dict]:
+    changes = []
+    for tier, rates in after.items():
+        for rate, value in rates.items():
+            old = before.get(tier, {}).get(rate)
+            if old is None or value is None or math.isnan(float(old)) or math.isnan(float(value)):
+                continue
+            changes.append(
+                {
+                    "tier": str(tier),
+                    "rate": str(rate),
+                    "before": float(old),
+                    "after": float(value),
+                    "change": float(value) - float(old),
+                }
+            )
+    return changes
+
+
+def profile_diff(previous: dict | None, current: dict, weight_threshold: float = 2.0) -> dict[str, Any]:
+    """Compare two ICP profiles (dicts with "version", "weights", "traits", "tier_rates").
+
+    Returns a JSON-safe dict: ``previous_version``, ``is_first_version``, ``weights_moved``
+    (attributes whose weight on the 0-100 scale moved by at least ``weight_threshold``, largest
+    move first; an attribute missing on one side counts as 0 there), ``traits_gained``,
+    ``traits_lost`` and ``tier_rate_changes`` (every tier/rate present in both versions).
+    With ``previous`` None this is the first version and all lists are empty.
+    """
+    if previous is None:
+        return {
+            "previous_version": None,
+            "is_first_version": True,
+            "weights_moved": [],
+            "traits_gained": [],
+            "traits_lost": [],
+            "tier_rate_changes": [],
+        }
+    before_traits = [str(t) for t in previous.get("traits", [])]
+    after_traits = [str(t) for t in current.get("traits", [])]
+    return {
+        "previous_version": str(previous.get("version")),
+        "is_first_version": False,
+        "weights_moved": _weight_moves(
+            previous.get("weights", {}), current.get("weights", {}), weight_threshold
+        ),
+        "traits_gained": [t for t in after_traits if t not in before_traits],
+        "traits_lost": [t for t in before_traits if t not in after_traits],
+        "tier_rate_changes": _tier_rate_changes(
+            previous.get("tier_rates", {}), current.get("tier_rates", {})
+        ),
+    }
+
+
+def diff_markdown(diff: dict[str, Any]) -> str:
+    """A short markdown section "## What changed since version X" for ``icp_profile.md``."""
+    if diff["is_first_version"]:
+        return "## What changed\n\nFirst version: nothing to compare.\n"
+    lines = [f"## What changed since version {diff['previous_version']}", ""]
+    if diff["weights_moved"]:
+        lines.append("Attribute weights that moved:")
+        lines += [
+            f"- {m['attribute']}: {m['before']:.1f} → {m['after']:.1f} ({m['change']:+.1f})"
+            for m in diff["weights_moved"]
+        ]
+        lines.append("")
+    if diff["traits_gained"]:
+        lines.append("New traits: " + ", ".join(diff["traits_gained"]))
+    if diff["traits_lost"]:
+        lines.append("Traits no longer significant: " + ", ".join(diff["traits_lost"]))
+    if diff["traits_gained"] or diff["traits_lost"]:
+        lines.append("")
+    if diff["tier_rate_changes"]:
+        lines.append("Rates per tier:")
+        lines += [
+            f"- {c['tier']} {c['rate']}: {c['before']:.2f} → {c['after']:.2f} ({c['change']:+.2f})"
+            for c in diff["tier_rate_changes"]
+        ]
+        lines.append("")
+    if len(lines) == 2:
+        lines += ["No attribute weight, trait or tier rate changed.", ""]
+    return "\n".join(lines)

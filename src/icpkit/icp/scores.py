@@ -1,0 +1,145 @@
+"""Fit scores (0-100), tiers, fit x engagement quadrants and negative-ICP penalties."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_CUTOFFS",
+    "TIER_ORDER",
+    "UNSCORED",
+    "apply_penalty",
+    "assign_tiers",
+    "percentile_score",
+    "quadrant",
+]
+
+TIER_ORDER = ["Perfect", "Strong", "Moderate", "Weak"]
+# Lower edges (inclusive) of each tier; anything below the last one is "Weak".
+DEFAULT_CUTOFFS: dict[str, float] = {"Perfect": 80.0, "Strong": 60.0, "Moderate": 40.0}
+BOTTOM_TIER = "Weak"
+UNSCORED = "Unscored"
+
+
+def percentile_score(values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """Turn expected values into a 0-100 fit score by their percentile among reference accounts.
+
+    ``score = 100 * (share of reference values strictly below + half the share equal)`` (mid-rank
+    empirical CDF). A fit score of 73 means the account's expected value beats 73% of the reference
+    accounts. Percentiles rather than calibrated values are used because tier cut-offs then mean fixed
+    shares of the book (a score >= 80 is the top 20% of the reference) and stay stable across retrains
+    even when the model's calibration shifts.
+
+    Args:
+        values: values to score; NaN in gives NaN out.
+        reference: the book the scores are relative to (NaN ignored); defaults to ``values``.
+
+    Raises:
+        ValueError: if the reference has no non-NaN value.
+    """
+    vals = np.asarray(values, dtype=float)
+    ref = vals if reference is None else np.asarray(reference, dtype=float)
+    ref = np.sort(ref[~np.isnan(ref)])
+    if ref.size == 0:
+        raise ValueError("percentile_score needs at least one non-NaN reference value")
+    below = np.searchsorted(ref, vals, side="left")
+    below_or_equal = np.searchsorted(ref, vals, side="right")
+    out = 100.0 * (below + below_or_equal) / (2.0 * ref.size)
+    return np.where(np.isnan(vals), np.nan, out)
+
+
+def _validate_cutoffs(cutoffs: dict[str, float]) -> None:
+    previous_tier, previous = None, math.inf
+    for tier, cutoff in cutoffs.items():
+        value = float(cutoff)
+        if not 0.0 <= value <= 100.0:
+            raise ValueError(f"cutoff for tier {tier!r} must be within 0-100, got {cutoff}")
+        if value >= previous:
+            raise ValueError(
+                f"cutoffs must decrease from best to worst tier: {tier!r} ({cutoff}) is not below "
+                f"{previous_tier!r} ({previous})"
+            )
+        previous_tier, previous = tier, value
+
+
+def assign_tiers(
+    scores: np.ndarray,
+    cutoffs: dict[str, float] | None = None,
+    capacity_percent: float | None = None,
+) -> np.ndarray:
+    """Tier each score: the first tier whose lower edge (inclusive) it reaches, else "Weak".
+
+    Defaults: Perfect >= 80, Strong >= 60, Moderate >= 40, Weak below; NaN scores are "Unscored".
+
+    Capacity mode (``capacity_percent`` given, e.g. 10 for a team that can work 10% of the book):
+    exactly ``floor(capacity_percent / 100 * n_scored)`` rows with the highest scores are "Perfect"
+    whatever their score (floor, so the team's capacity is never exceeded; ties at the cut are broken
+    by row order so the count is exact). Every other row gets the cutoffs below "Perfect", so a
+    non-top row scoring 85 is "Strong".
+
+    Args:
+        scores: fit scores 0-100.
+        cutoffs: tier -> inclusive lower edge, best tier first, strictly decreasing within 0-100.
+        capacity_percent: share of scored rows (0-100) to mark "Perfect" by rank.
+
+    Returns:
+        Object array of tier names.
+
+    Raises:
+        ValueError: on cutoffs out of 0-100 or not decreasing (naming the tier), or a bad capacity.
+    """
+    cuts = dict(DEFAULT_CUTOFFS if cutoffs is None else cutoffs)
+    _validate_cutoffs(cuts)
+    vals = np.asarray(scores, dtype=float)
+    scored = ~np.isnan(vals)
+    tiers = np.full(vals.shape, UNSCORED, dtype=object)
+    tiers[scored] = BOTTOM_TIER
+
+    top = np.zeros(vals.shape, dtype=bool)
+    if capacity_percent is not None:
+        if not 0.0 <= float(capacity_percent) <= 100.0:
+            raise ValueError(f"capacity_percent must be within 0-100, got {capacity_percent}")
+        n_top = math.floor(float(capacity_percent) / 100.0 * int(scored.sum()))
+        idx = np.flatnonzero(scored)
+        # Stable sort on the negated score: highest first, earlier rows win ties.
+        ranked = idx[np.argsort(-vals[idx], kind="stable")]
+        top[ranked[:n_top]] = True
+        cuts.pop("Perfect", None)
+
+    # Walk from the lowest cutoff up so the best tier a score reaches is written last.
+    for tier, cutoff in reversed(list(cuts.items())):
+        tiers[scored & (vals >= float(cutoff))] = tier
+    if capacity_percent is not None:
+        tiers[top] = "Perfect"
+    return tiers
+
+
+def quadrant(
+    fit: np.ndarray,
+    engagement: np.ndarray,
+    high_fit: float = 60,
+    high_engagement: float = 60,
+) -> np.ndarray:
+    """Fit x engagement quadrant per account (thresholds inclusive).
+
+    "hot" (high fit, high engagement), "nurture" (high fit, low engagement), "qualify carefully"
+    (low fit, high engagement), "deprioritise" (both low); "unscored" if either score is NaN.
+    """
+    fit_arr = np.asarray(fit, dtype=float)
+    eng_arr = np.asarray(engagement, dtype=float)
+    high_f = fit_arr >= high_fit
+    high_e = eng_arr >= high_engagement
+    out = np.select(
+        [high_f & high_e, high_f & ~high_e, ~high_f & high_e],
+        ["hot", "nurture", "qualify carefully"],
+        default="deprioritise",
+    ).astype(object)
+    out[np.isnan(fit_arr) | np.isnan(eng_arr)] = "unscored"
+    return out
+
+
+def apply_penalty(fit_scores: np.ndarray, penalty_points: np.ndarray) -> np.ndarray:
+    """Subtract negative-ICP penalty points from fit scores, clipped to 0-100 (NaN stays NaN)."""
+    return np.clip(np.asarray(fit_scores, dtype=float) - np.asarray(penalty_points, dtype=float), 0.0, 100.0)

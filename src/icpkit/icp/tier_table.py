@@ -1,0 +1,77 @@
+"""Outcome rates and revenue per fit tier, and a check that better tiers really do better."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from icpkit.icp.cohorts import align, as_float
+
+DEFAULT_ORDER: tuple[str, ...] = ("Perfect", "Strong", "Moderate", "Weak")
+
+
+def _summarise(
+    mask: np.ndarray, outcomes: dict[str, pd.Series], revenue: pd.Series | None
+) -> dict[str, float | int]:
+    row: dict[str, float | int] = {"accounts": int(mask.sum())}
+    for name, y in outcomes.items():
+        labelled = y[mask].dropna()
+        row[f"{name}_rate"] = float(labelled.mean()) if len(labelled) else math.nan
+        row[f"{name}_n"] = int(len(labelled))
+    if revenue is not None:
+        total = float(revenue[mask].sum())
+        row["revenue"] = total
+        row["revenue_per_account"] = total / row["accounts"] if row["accounts"] else math.nan
+    return row
+
+
+def tier_table(
+    tiers: pd.Series,
+    outcomes: dict[str, pd.Series],
+    revenue: pd.Series | None,
+    order: Sequence[str] = DEFAULT_ORDER,
+) -> pd.DataFrame:
+    """Accounts, outcome rates and revenue per tier, best tier first, then an "All" row.
+
+    For each outcome ``name`` there is ``<name>_rate`` (mean of the 0/1 labels, NA ignored) and
+    ``<name>_n`` (labelled rows). ``revenue`` and ``revenue_per_account`` are present when
+    ``revenue`` is given (NA revenue counts as 0). Tiers of ``order`` with no accounts are kept
+    (rates NaN); tier labels not in ``order`` follow it. All inputs share the account index.
+    """
+    ys = {name: as_float(align(y, tiers.index)) for name, y in outcomes.items()}
+    rev = None if revenue is None else as_float(align(revenue, tiers.index)).fillna(0.0)
+    extra = sorted(str(t) for t in tiers.dropna().unique() if t not in order)
+    labels = tiers.astype(object)
+    rows = []
+    for tier in [*order, *extra]:
+        rows.append({"tier": tier, **_summarise((labels == tier).to_numpy(), ys, rev)})
+    rows.append({"tier": "All", **_summarise(np.ones(len(tiers), dtype=bool), ys, rev)})
+    return pd.DataFrame(rows)
+
+
+def check_monotone(table: pd.DataFrame, rate_columns: Sequence[str], min_labelled: int = 20) -> list[str]:
+    """Warnings where a better tier has a lower rate than the next tier below it.
+
+    Rows are taken in table order (best first), the "All" row ignored. A tier with fewer than
+    ``min_labelled`` labelled rows (``<name>_n``, else ``accounts``) is not compared, and a warning
+    says so; comparisons then skip over it. Returns an empty list when every rate is monotone.
+    """
+    tiers = table[table["tier"] != "All"]
+    warnings: list[str] = []
+    for col in rate_columns:
+        n_col = col[: -len("_rate")] + "_n" if col.endswith("_rate") else ""
+        n_col = n_col if n_col in table.columns else "accounts"
+        checked: list[tuple[str, float]] = []
+        for r in tiers.to_dict(orient="records"):
+            tier, rate, n = str(r["tier"]), float(r[col]), int(r[n_col])
+            if n < min_labelled:
+                warnings.append(f"{col}: {tier} has only {n} labelled rows (< {min_labelled}); not checked")
+                continue
+            checked.append((tier, rate))
+        for (upper, upper_rate), (lower, lower_rate) in zip(checked[:-1], checked[1:], strict=True):
+            if upper_rate < lower_rate:
+                warnings.append(f"{col}: {upper} ({upper_rate:.2f}) is below {lower} ({lower_rate:.2f})")
+    return warnings
