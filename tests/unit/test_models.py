@@ -119,3 +119,19 @@ def test_tuning_is_reproducible_for_a_seed():
     assert a.params == b.params and a.best_iteration == b.best_iteration
     assert a.best_validation_logloss == b.best_validation_logloss
     assert len(a.trials) == 3
+
+
+def test_logistic_design_logs_heavy_tailed_counts_and_round_trips():
+    from icpkit.models.encoding import FeatureEncoder
+    from icpkit.models.propensity import LogisticDesign
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"employees": np.round(10 ** rng.normal(2.5, 0.8, 500)), "score": rng.normal(size=500)})
+    enc = FeatureEncoder().fit(X)
+    design = LogisticDesign().fit(enc.transform(X), enc)
+    assert design.log_columns == ["employees"]
+    Z = design.transform(enc.transform(X))
+    # After log1p and standardising, the giants no longer dominate: no |z| above 5.
+    assert np.abs(Z[:, 0]).max() < 5
+    again = LogisticDesign(**design.to_dict())
+    np.testing.assert_array_equal(again.transform(enc.transform(X)), Z)

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -27,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from icpkit.atomic import atomic_directory
 from icpkit.config import SyntheticConfig
 from icpkit.errors import ICPKitError
 
@@ -39,12 +37,12 @@ SEGMENTS: dict[str, dict[str, Any]] = {
     # share, industry mix, log10 employees (mean, sd), region mix, funding mix, stack mixes, maturity
     "enterprise financial services": {
         "share": 0.25,
-        "industry": {"Financial Services": 0.6, "Insurance": 0.3, "Software": 0.1},
+        "industry": {"Financial Services": 0.8, "Insurance": 0.15, "Software": 0.05},
         "employees": (3.6, 0.3),
-        "region": {"North America": 0.6, "EMEA": 0.3, "APAC": 0.1},
-        "funding_stage": {"Public": 0.7, "Private Equity": 0.3},
-        "crm_platform": {"Salesforce": 0.75, "Microsoft Dynamics": 0.25},
-        "cloud_provider": {"AWS": 0.5, "Azure": 0.4, "On-premise": 0.1},
+        "region": {"North America": 0.85, "EMEA": 0.15},
+        "funding_stage": {"Public": 0.9, "Private Equity": 0.1},
+        "crm_platform": {"Salesforce": 0.9, "Microsoft Dynamics": 0.1},
+        "cloud_provider": {"AWS": 0.8, "Azure": 0.2},
         "digital_maturity": (4.0, 0.7),
         "compliance_need": {"high": 0.85, "medium": 0.15},
         "hiring_growth": (4.0, 5.0),
@@ -53,37 +51,37 @@ SEGMENTS: dict[str, dict[str, Any]] = {
         "share": 0.30,
         "industry": {"Software": 0.85, "Financial Services": 0.1, "Retail": 0.05},
         "employees": (2.2, 0.3),
-        "region": {"North America": 0.5, "EMEA": 0.3, "APAC": 0.2},
+        "region": {"APAC": 0.5, "North America": 0.3, "EMEA": 0.2},
         "funding_stage": {"Series B": 0.45, "Series C": 0.35, "Series A": 0.2},
         "crm_platform": {"HubSpot": 0.6, "Salesforce": 0.4},
-        "cloud_provider": {"GCP": 0.5, "AWS": 0.5},
+        "cloud_provider": {"GCP": 0.85, "AWS": 0.15},
         "digital_maturity": (4.2, 0.6),
         "compliance_need": {"low": 0.7, "medium": 0.3},
         "hiring_growth": (25.0, 10.0),
     },
     "mid-market industrials": {
         "share": 0.25,
-        "industry": {"Manufacturing": 0.6, "Retail": 0.35, "Software": 0.05},
-        "employees": (2.9, 0.3),
-        "region": {"EMEA": 0.55, "North America": 0.3, "LATAM": 0.15},
-        "funding_stage": {"Private Equity": 0.5, "Bootstrapped": 0.5},
-        "crm_platform": {"Microsoft Dynamics": 0.6, "None": 0.25, "Salesforce": 0.15},
-        "cloud_provider": {"Azure": 0.6, "On-premise": 0.4},
-        "digital_maturity": (2.3, 0.7),
+        "industry": {"Manufacturing": 0.75, "Retail": 0.25},
+        "employees": (2.7, 0.3),
+        "region": {"EMEA": 0.85, "North America": 0.15},
+        "funding_stage": {"Family-owned": 0.8, "Private Equity": 0.2},
+        "crm_platform": {"Microsoft Dynamics": 0.85, "None": 0.15},
+        "cloud_provider": {"On-premise": 0.85, "Azure": 0.15},
+        "digital_maturity": (2.6, 0.4),
         "compliance_need": {"medium": 0.6, "low": 0.4},
-        "hiring_growth": (2.0, 5.0),
+        "hiring_growth": (5.0, 4.0),
     },
     "small services and education": {
         "share": 0.20,
         "industry": {"Education": 0.55, "Healthcare": 0.4, "Retail": 0.05},
         "employees": (1.5, 0.3),
-        "region": {"LATAM": 0.35, "APAC": 0.35, "EMEA": 0.3},
+        "region": {"LATAM": 0.85, "APAC": 0.15},
         "funding_stage": {"Bootstrapped": 0.6, "Seed": 0.4},
-        "crm_platform": {"None": 0.6, "HubSpot": 0.4},
-        "cloud_provider": {"On-premise": 0.5, "GCP": 0.3, "Azure": 0.2},
-        "digital_maturity": (1.7, 0.6),
+        "crm_platform": {"None": 0.75, "HubSpot": 0.25},
+        "cloud_provider": {"Azure": 0.6, "On-premise": 0.4},
+        "digital_maturity": (1.3, 0.4),
         "compliance_need": {"high": 0.4, "low": 0.6},
-        "hiring_growth": (0.0, 6.0),
+        "hiring_growth": (-3.0, 4.0),
     },
 }
 
@@ -107,7 +105,7 @@ NOISE_ATTRIBUTES = ("noise_numeric", "noise_category")
 CHURN_DRIVERS = (
     {"attribute": "support_tickets_90d", "value": "high", "effect": "-0.45 logit per ticket"},
     {"attribute": "competitor_product", "value": "in-house tool", "effect": "-1.3 logit"},
-    {"attribute": "digital_maturity", "value": "low", "effect": "-0.5 logit per level below 3"},
+    {"attribute": "digital_maturity", "value": "low", "effect": "-0.8 logit per level below 3"},
 )
 
 
@@ -177,7 +175,8 @@ def _accounts(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarra
         hiring[m] = rng.normal(*spec["hiring_growth"], size=k)
 
     employees = np.maximum(2, np.round(10**log_emp)).astype(int)
-    revenue = np.round(employees * np.exp(rng.normal(np.log(150_000), 0.35, size=n)), -3)
+    # Revenue per employee varies a lot between businesses, so revenue is its own attribute.
+    revenue = np.round(employees * np.exp(rng.normal(np.log(150_000), 0.8, size=n)), -3)
     intent = np.clip(rng.beta(2, 3, size=n) * 100, 0, 100).round(1)
     # Web visits and email clicks follow intent loosely, as they do in real marketing data.
     web_visits = rng.poisson(np.exp(0.8 + 0.025 * intent))
@@ -241,7 +240,16 @@ def generate_crm(n_accounts: int, seed: int, extract_date: date | pd.Timestamp) 
             lead_source, {"referral": 1.2, "partner": 0.6, "event": 0.3, "web": 0.0, "outbound": -0.9}
         ),
         "web_visits_30d": 0.45 * (np.log1p(la["web_visits_30d"].to_numpy()) - 2.0),
-        "industry": _effect(la["industry"].to_numpy(), {"Software": 0.25, "Education": -0.2}),
+        "industry": _effect(
+            la["industry"].to_numpy(),
+            {
+                "Software": 0.3,
+                "Financial Services": 0.15,
+                "Insurance": 0.1,
+                "Retail": -0.1,
+                "Education": -0.3,
+            },
+        ),
     }
     p_conv, converted, rows = _terms_to_truth("conversion", terms, -1.0, rng)
     importance_rows += rows
@@ -274,8 +282,8 @@ def generate_crm(n_accounts: int, seed: int, extract_date: date | pd.Timestamp) 
         "industry": _effect(
             oa["industry"].to_numpy(),
             {
-                "Software": 0.9,
-                "Financial Services": 0.6,
+                "Software": 1.5,
+                "Financial Services": 0.5,
                 "Insurance": 0.3,
                 "Healthcare": 0.0,
                 "Manufacturing": -0.4,
@@ -285,10 +293,10 @@ def generate_crm(n_accounts: int, seed: int, extract_date: date | pd.Timestamp) 
         ),  # fmt: skip
         "crm_platform": _effect(
             oa["crm_platform"].to_numpy(),
-            {"Salesforce": 0.7, "HubSpot": 0.4, "Microsoft Dynamics": -0.2, "None": -1.1},
+            {"Salesforce": 0.7, "HubSpot": 0.5, "Microsoft Dynamics": -0.2, "None": -1.1},
         ),
-        "employees": 0.8 * (np.log10(oa["employees"].to_numpy()) - 2.5),
-        "compliance_need": _effect(oa["compliance_need"].to_numpy(), {"high": 0.3, "low": -0.1}),
+        "employees": 0.5 * (np.log10(oa["employees"].to_numpy()) - 2.5),
+        "compliance_need": _effect(oa["compliance_need"].to_numpy(), {"high": 0.15}),
         "digital_maturity": 0.15 * (oa["digital_maturity"].to_numpy() - 3),
         "product": _effect(product, {"Enterprise": -0.3}),
     }
@@ -379,9 +387,10 @@ def _subscriptions(
         "competitor_product": _effect(
             sa["competitor_product"].to_numpy(), {"in-house tool": -1.3, "none": 0.3}
         ),
-        "digital_maturity": 0.5 * np.minimum(sa["digital_maturity"].to_numpy() - 3, 0),
+        "digital_maturity": 0.8 * np.minimum(sa["digital_maturity"].to_numpy() - 3, 0),
         "billing": _effect(billing, {"monthly": -0.3}),
-        "employees": 0.15 * (np.log10(sa["employees"].to_numpy()) - 2.5),
+        "hiring_growth_pct": 0.008 * (sa["hiring_growth_pct"].to_numpy() - 10.0),
+        "funding_stage": _effect(sa["funding_stage"].to_numpy(), {"Seed": -0.4, "Bootstrapped": -0.2}),
     }
     expand_terms = {
         "hiring_growth_pct": 0.05 * (sa["hiring_growth_pct"].to_numpy() - 10.0),
@@ -480,9 +489,7 @@ def write_synthetic_crm(
     complete: a crash leaves the previous contents of ``out`` as they were.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         for name, df in crm.tables.items():
             _write_table(df, tmp / f"{name}.{file_format}", file_format)
         truth = tmp / "truth"
@@ -493,16 +500,6 @@ def write_synthetic_crm(
         crm.segments.to_csv(truth / "segments.csv", index=False)
         (truth / "truth.json").write_text(json.dumps(crm.meta, indent=2) + "\n")
         (tmp / "README.md").write_text(_readme(crm))
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

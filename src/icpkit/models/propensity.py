@@ -26,9 +26,14 @@ BOOSTER_FILE = "booster.txt"
 
 @dataclass
 class LogisticDesign:
-    """Numeric columns: median-imputed, standardised; categorical codes: one-hot (+ missing)."""
+    """Numeric columns: median-imputed, standardised; categorical codes: one-hot (+ missing).
+
+    Heavy-tailed non-negative numeric columns (skewness > 2, e.g. employees, revenue) enter as
+    log1p: a linear model on raw counts is dominated by a few giants.
+    """
 
     numeric: list[str] = field(default_factory=list)
+    log_columns: list[str] = field(default_factory=list)
     medians: list[float] = field(default_factory=list)
     means: list[float] = field(default_factory=list)
     scales: list[float] = field(default_factory=list)
@@ -37,7 +42,8 @@ class LogisticDesign:
 
     def fit(self, Xenc: pd.DataFrame, encoder: FeatureEncoder) -> LogisticDesign:
         self.numeric = list(encoder.numeric_columns_)
-        num = Xenc[self.numeric].to_numpy(dtype=float)
+        self.log_columns = [c for c in self.numeric if _heavy_tailed(Xenc[c].to_numpy(dtype=float))]
+        num = self._numeric(Xenc)
         med = np.nanmedian(num, axis=0) if len(num) else np.zeros(len(self.numeric))
         med = np.where(np.isnan(med), 0.0, med)
         filled = np.where(np.isnan(num), med, num)
@@ -55,8 +61,15 @@ class LogisticDesign:
             groups += [col] * (n + 1)
         return groups
 
+    def _numeric(self, Xenc: pd.DataFrame) -> np.ndarray:
+        num = Xenc[self.numeric].to_numpy(dtype=float).copy()
+        for j, c in enumerate(self.numeric):
+            if c in self.log_columns:
+                num[:, j] = np.log1p(np.clip(num[:, j], 0, None))
+        return num
+
     def transform(self, Xenc: pd.DataFrame) -> np.ndarray:
-        num = Xenc[self.numeric].to_numpy(dtype=float)
+        num = self._numeric(Xenc)
         num = np.where(np.isnan(num), np.asarray(self.medians), num)
         parts = [(num - np.asarray(self.means)) / np.asarray(self.scales)]
         for col, n in self.n_codes.items():
@@ -69,6 +82,13 @@ class LogisticDesign:
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
+
+
+def _heavy_tailed(x: np.ndarray) -> bool:
+    x = x[~np.isnan(x)]
+    if len(x) < 3 or x.min() < 0 or x.std() == 0:
+        return False
+    return float(((x - x.mean()) ** 3).mean() / x.std() ** 3) > 2.0
 
 
 @dataclass
