@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import logging
 import time
+from pathlib import Path
 
 import pandas as pd
 from rich import box
@@ -18,6 +19,7 @@ from rich.table import Table
 from icpkit.config import load_config
 from icpkit.data.loading import load_crm
 from icpkit.data.synthetic import ensure_synthetic_crm
+from icpkit.icp.build import ICPResult, build_icp, log_icp
 from icpkit.registry import Tracker, resolve_tracking_uri
 from icpkit.training import summary_table, train_outcomes
 from pipelines._cli import (
@@ -66,11 +68,23 @@ def main() -> int:
                     log.info("%s: %s", outcome, state)
 
             result = train_outcomes(crm, cfg, tracker=tracker, on_outcome=progress)
-        result.parent_run_id = run_id
-        summary = summary_table(result)
-        tracker.log_table(summary, "summary.csv")
+            result.parent_run_id = run_id
+            summary = summary_table(result)
+            tracker.log_table(summary, "summary.csv")
+            icp = None
+            if result.trained:
+                previous = tracker.previous_training_json("icp/icp_profile.json")
+                icp = build_icp(
+                    crm, result, cfg, version=run_id, previous=previous,
+                    on_step=lambda s: status.update(f"ICP: {s} …"),
+                )  # fmt: skip
+                status.update("ICP: writing and logging …")
+                icp_dir = icp.write(PROJECT_ROOT / "outputs" / "icp")
+                registered = log_icp(icp, icp_dir, cfg, tracker)
 
     _print_summary(summary)
+    if icp is not None:
+        _print_icp(icp, icp_dir, registered)
     console.print(
         f"MLflow run {run_id} in {uri} — browse with: "
         f"mlflow ui --backend-store-uri {uri}\n"
@@ -78,6 +92,33 @@ def main() -> int:
         highlight=False,
     )
     return 0
+
+
+def _print_icp(icp: ICPResult, folder: Path, registered: dict) -> None:
+    p = icp.profile
+    ev = p["evidence"]
+    colour = "green" if ev["status"] == "sufficient" else "yellow"
+    console.print(
+        f"\n[bold]ICP[/] evidence: [{colour}]{ev['status']}[/] — {ev['statement']}", highlight=False
+    )
+    top = p["weights"].get("blended_fit", [])[:5]
+    if top:
+        console.print(
+            "  top fit attributes: " + ", ".join(f"{w['attribute']} {w['weight']:.0f}%" for w in top)
+        )
+    console.print(f"  tiers: {p['scores']['tier_counts']}", highlight=False)
+    for w in p["tiers"]["warnings"]:
+        console.print(f"  [yellow]tier warning[/] {w}", highlight=False)
+    if "segments" in p:
+        seg = registered.get("segments")
+        alias = f", registered @{seg.alias}" if seg is not None else ""
+        console.print(f"  segments: k={p['segments']['k']}{alias}", highlight=False)
+    for e in p["negative_icp"]["exclusion_criteria"][:5]:
+        rates = f"{e['outcome']} {e['churn_or_loss_rate']:.0%} vs {e['baseline_rate']:.0%}"
+        console.print(f"  exclusion: {e['rule']} ({rates})", highlight=False)
+    console.print(
+        f"  profile: {folder / 'icp_profile.md'} (also in the MLflow run under icp/)", highlight=False
+    )
 
 
 def _print_summary(summary: pd.DataFrame) -> None:

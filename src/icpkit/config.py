@@ -195,8 +195,9 @@ class TiersConfig(_Strict):
     cutoffs: dict[str, float] = Field(
         default_factory=lambda: {"Perfect": 80.0, "Strong": 60.0, "Moderate": 40.0}
     )
-    #: If set, tiers by sales capacity instead: the top N % of accounts per tier, in order.
-    capacity_percent: dict[str, float] | None = None
+    #: If set, tiers by sales capacity: the top N % of accounts by fit are "Perfect" whatever
+    #: their score, the rest are tiered by the cutoffs below Perfect.
+    capacity_percent: float | None = Field(None, gt=0, lt=100)
 
 
 class ICPConfig(_Strict):

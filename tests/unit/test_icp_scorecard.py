@@ -171,3 +171,22 @@ def test_scorecard_rejects_text_columns() -> None:
     X = pd.DataFrame({"industry": ["Software", "Retail"] * 50, "x": np.arange(100.0)})
     with pytest.raises(ValueError, match="industry"):
         AdditiveScorecard.fit(X, np.tile([0, 1], 50), categorical=["industry"], seed=0)
+
+
+def test_offsets_stay_out_of_the_points_and_weights_balance_stacked_outcomes() -> None:
+    # Two "outcomes" stacked: same attribute effect, very different base rates.
+    rng = np.random.default_rng(3)
+    n = 4000
+    x = rng.normal(size=n)
+    outcome_b = rng.random(n) < 0.5
+    base = np.where(outcome_b, 2.0, -2.0)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(base + 1.0 * x)))).astype(int)
+    # A column that only says which outcome a row came from: with offsets it explains nothing.
+    X = pd.DataFrame({"x": x, "which": outcome_b.astype(float)})
+    weight = np.where(outcome_b, 0.5 / outcome_b.sum(), 0.5 / (~outcome_b).sum()) * n
+    card = AdditiveScorecard.fit(X, y, [], seed=1, init_score=base, sample_weight=weight, num_threads=1)
+    pts = card.points(X)
+    assert pts["which"].abs().max() < 5
+    assert pts["x"].max() - pts["x"].min() > 80
+    # The offset is not part of the scorecard: raw scores carry the attribute effect only.
+    assert abs(np.corrcoef(card.raw_score(X), x)[0, 1]) > 0.95

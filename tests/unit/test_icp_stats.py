@@ -321,3 +321,23 @@ def test_check_monotone_warns_on_inversion_and_small_tiers():
     assert check_monotone(table, ["win_rate"]) == ["win_rate: Moderate (0.20) is below Weak (0.50)"]
     table["win_rate"] = [0.4, 0.3, 0.2, 0.1, 0.25]
     assert check_monotone(table, ["win_rate"]) == []
+
+
+def test_check_monotone_with_alpha_tells_noise_from_a_real_reversal():
+    table = pd.DataFrame(
+        {
+            "tier": ["Perfect", "Strong", "Moderate", "All"],
+            "accounts": [1000, 1000, 1000, 3000],
+            # 0.34 vs 0.36 on 500 rows each: p ~ 0.5; 0.30 vs 0.60 on 500 rows: p << 0.001.
+            "win_rate": [0.34, 0.36, 0.30, 0.33],
+            "win_n": [500, 500, 500, 1500],
+            "renewal_rate": [0.30, 0.60, 0.20, 0.37],
+            "renewal_n": [500, 500, 500, 1500],
+        }
+    )
+    notes = check_monotone(table, ["win_rate", "renewal_rate"], alpha=0.05)
+    assert notes[0].startswith(
+        "win_rate: Perfect (0.34) and Strong (0.36) are not significantly different (p = 0.5"
+    )
+    assert notes[1] == "renewal_rate: Perfect (0.30) is below Strong (0.60)"
+    assert len(notes) == 2

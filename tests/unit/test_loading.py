@@ -364,3 +364,21 @@ def test_maven_types(maven):
     assert opp["created_at"].dtype == "datetime64[ns]" and opp["amount"].dtype == "float64"
     assert acc["employees"].dtype == "float64" and str(acc["sector"].dtype) == "str"
     assert opp["closed_at"].isna().sum() == 501 and (opp.loc[opp["won"] == 0, "amount"] == 0).all()
+
+
+def test_shuffled_labels_keep_rates_and_break_links():
+    import numpy as np
+
+    from icpkit.data.crm import CRMData
+
+    leads = pd.DataFrame(
+        {"lead_id": [f"L{i}" for i in range(200)], "converted": [1] * 50 + [0] * 140 + [None] * 10}
+    )
+    leads["converted"] = leads["converted"].astype("Int8")
+    crm = CRMData({"leads": leads}, pd.Timestamp("2025-01-01"))
+    shuffled = crm.with_shuffled_labels(seed=1)["leads"]
+    assert shuffled["converted"].sum() == 50 and shuffled["converted"].isna().sum() == 10
+    assert (shuffled["converted"].isna() == leads["converted"].isna()).all()  # open rows stay open
+    assert not shuffled["converted"].equals(leads["converted"])
+    assert crm["leads"]["converted"].equals(leads["converted"])  # the original is untouched
+    assert np.isfinite(shuffled["converted"].astype(float).fillna(0)).all()

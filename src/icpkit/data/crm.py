@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 
@@ -50,3 +51,30 @@ class CRMData:
 
     def summary(self) -> dict[str, int]:
         return {name: len(df) for name, df in self.tables.items()}
+
+    def with_shuffled_labels(self, seed: int = 0) -> CRMData:
+        """A copy whose labels are permuted within each table: a CRM with no signal at all.
+
+        Used to check that the ICP says "insufficient evidence" instead of inventing one.
+        """
+        rng = np.random.default_rng(seed)
+        tables = dict(self.tables)
+        for table, cols in SHUFFLED_LABELS.items():
+            if table not in tables:
+                continue
+            df = tables[table].copy()
+            for col in [c for c in cols if c in df.columns]:
+                known = df[col].notna().to_numpy()
+                df.loc[known, col] = rng.permutation(df.loc[known, col].to_numpy())
+            tables[table] = df
+        return CRMData(
+            tables, self.extract_date, self.source, list(self.excluded), dict(self.dropped_columns)
+        )
+
+
+#: The label columns (and the expansion amount that defines the expansion label) per table.
+SHUFFLED_LABELS = {
+    "leads": ["converted"],
+    "opportunities": ["won"],
+    "subscriptions": ["renewed", "expansion_arr"],
+}

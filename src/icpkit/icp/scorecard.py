@@ -216,6 +216,10 @@ class AdditiveScorecard:
         num_threads: int = 2,
         category_labels: dict[str, list[str]] | None = None,
         num_boost_round: int = 300,
+        sample_weight: np.ndarray | None = None,
+        max_bin: int = 15,
+        init_score: np.ndarray | None = None,
+        valid_init_score: np.ndarray | None = None,
     ) -> AdditiveScorecard:
         """Train an additive LightGBM on numeric/code columns and distill it into points tables.
 
@@ -229,6 +233,12 @@ class AdditiveScorecard:
             num_threads: LightGBM threads.
             category_labels: categorical column -> labels by code, e.g. ``{"industry": ["Retail", ...]}``.
             num_boost_round: rounds without a validation set, or the cap with one.
+            sample_weight: optional row weights (e.g. to let several outcomes count equally).
+            max_bin: histogram bins per numeric feature; few bins keep the points table short
+                enough for a salesperson to read (at most ``max_bin`` ranges per attribute).
+            init_score, valid_init_score: optional per-row offsets (log-odds) the trees start
+                from, e.g. each outcome's base rate when rows of several outcomes are stacked, so
+                the points carry only the attributes' effects. Not part of the scorecard.
         """
         features = [str(c) for c in X.columns]
         unknown = sorted(set(categorical) - set(features))
@@ -248,12 +258,19 @@ class AdditiveScorecard:
             "learning_rate": 0.05,
             "num_leaves": 8,
             "min_data_in_leaf": 50,
+            "max_bin": int(max_bin),
             # One feature per tree makes the model additive, hence exactly representable as tables.
             "interaction_constraints": [[i] for i in range(len(features))],
         }
         cat_features = [f for f in features if f in set(categorical)]
         dtrain = lgb.Dataset(
-            train, label=label, feature_name=features, categorical_feature=cat_features, free_raw_data=True
+            train,
+            label=label,
+            weight=None if sample_weight is None else np.asarray(sample_weight, dtype=float),
+            init_score=None if init_score is None else np.asarray(init_score, dtype=float),
+            feature_name=features,
+            categorical_feature=cat_features,
+            free_raw_data=True,
         )
         valid_sets, callbacks = [], []
         if X_valid is not None:
@@ -262,6 +279,7 @@ class AdditiveScorecard:
             dvalid = lgb.Dataset(
                 _as_matrix(X_valid, features, categorical),
                 label=np.asarray(y_valid, dtype=float),
+                init_score=None if valid_init_score is None else np.asarray(valid_init_score, dtype=float),
                 reference=dtrain,
             )
             valid_sets = [dvalid]

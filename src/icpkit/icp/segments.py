@@ -112,7 +112,9 @@ class SegmentModel:
         Z = model.transform(X)
 
         n = Z.shape[0]
-        k_min, k_max = k_range[0], min(k_range[1], n - 1)
+        # More clusters than distinct points cannot be found (e.g. one categorical attribute).
+        distinct = len(np.unique(Z, axis=0))
+        k_min, k_max = k_range[0], min(k_range[1], n - 1, max(distinct, 2))
         if k_min < 2 or k_min > k_max:
             raise ValueError(f"cannot choose k in {k_range} with {n} rows (need 2 <= k < rows)")
         sample = min(n, sample_size) if n > sample_size else None
@@ -336,3 +338,60 @@ def distinct_icps(
                     }
                 )
     return found
+
+
+SEGMENT_FORMAT = "icpkit.SegmentModel/1"
+
+
+# ---------------------------------------------------------------------------------------------
+# a registrable segment model (icp-segments)
+
+
+def save_segment_model(model: SegmentModel, log_columns: list[str], directory: str | Path) -> Path:
+    """Save as a registrable icpkit model folder (``model.json``, no pickles).
+
+    ``log_columns`` are log1p-scaled before the model reads them (see :func:`segment_input`).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    spec = {"format": SEGMENT_FORMAT, "log_columns": log_columns, "model": model.to_dict()}
+    (directory / "model.json").write_text(json.dumps(spec, indent=2))
+    return directory
+
+
+class SegmentScorer:
+    """Scores accounts with their segment id and name (the ``icp-segments`` pyfunc output)."""
+
+    def __init__(self, model: SegmentModel, log_columns: list[str]) -> None:
+        self.model = model
+        self.log_columns = log_columns
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        seg = self.model.predict(segment_input(frame[self.model.columns], self.log_columns))
+        names = np.asarray(self.model.names or [f"segment {i}" for i in range(self.model.k)], dtype=object)
+        return pd.DataFrame({"segment": seg.astype("int64"), "segment_name": names[seg]}, index=frame.index)
+
+
+def load_segment_scorer(directory: Path) -> SegmentScorer:
+    spec = json.loads((Path(directory) / "model.json").read_text())
+    return SegmentScorer(SegmentModel.from_dict(spec["model"]), list(spec.get("log_columns", [])))
+
+
+def segment_input(X: pd.DataFrame, log_columns: list[str]) -> pd.DataFrame:
+    """``X`` with ``log_columns`` replaced by log1p of their value."""
+    # Heavy-tailed counts (employees, revenue) would dominate K-means in raw units.
+    X = X.copy()
+    for c in log_columns:
+        X[c] = np.log1p(pd.to_numeric(X[c], errors="coerce").clip(lower=0))
+    return X
+
+
+def skewed_columns(X: pd.DataFrame) -> list[str]:
+    """Non-negative numeric columns with skewness above 2 (counts, money): log-scale them."""
+    out = []
+    for c in X.columns:
+        if is_numeric_attribute(X[c]):
+            v = pd.to_numeric(X[c], errors="coerce").dropna()
+            if len(v) > 2 and v.min() >= 0 and v.skew() > 2:
+                out.append(c)
+    return out

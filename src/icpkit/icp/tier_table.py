@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from statsmodels.stats.proportion import proportions_ztest
 
 from icpkit.icp.cohorts import align, as_float
 
@@ -52,26 +53,44 @@ def tier_table(
     return pd.DataFrame(rows)
 
 
-def check_monotone(table: pd.DataFrame, rate_columns: Sequence[str], min_labelled: int = 20) -> list[str]:
+def check_monotone(
+    table: pd.DataFrame, rate_columns: Sequence[str], min_labelled: int = 20, alpha: float | None = None
+) -> list[str]:
     """Warnings where a better tier has a lower rate than the next tier below it.
 
     Rows are taken in table order (best first), the "All" row ignored. A tier with fewer than
     ``min_labelled`` labelled rows (``<name>_n``, else ``accounts``) is not compared, and a warning
     says so; comparisons then skip over it. Returns an empty list when every rate is monotone.
+
+    With ``alpha``, a reversal is tested (two-proportion z-test of the two tiers' rates): a
+    significant one reads "... is below ...", one within noise reads "... not significantly
+    different ..." so that a flat outcome is not mistaken for a broken tiering.
     """
     tiers = table[table["tier"] != "All"]
     warnings: list[str] = []
     for col in rate_columns:
         n_col = col[: -len("_rate")] + "_n" if col.endswith("_rate") else ""
         n_col = n_col if n_col in table.columns else "accounts"
-        checked: list[tuple[str, float]] = []
+        checked: list[tuple[str, float, int]] = []
         for r in tiers.to_dict(orient="records"):
             tier, rate, n = str(r["tier"]), float(r[col]), int(r[n_col])
             if n < min_labelled:
                 warnings.append(f"{col}: {tier} has only {n} labelled rows (< {min_labelled}); not checked")
                 continue
-            checked.append((tier, rate))
-        for (upper, upper_rate), (lower, lower_rate) in zip(checked[:-1], checked[1:], strict=True):
-            if upper_rate < lower_rate:
-                warnings.append(f"{col}: {upper} ({upper_rate:.2f}) is below {lower} ({lower_rate:.2f})")
+            checked.append((tier, rate, n))
+        for (upper, upper_rate, upper_n), (lower, lower_rate, lower_n) in zip(
+            checked[:-1], checked[1:], strict=True
+        ):
+            if upper_rate >= lower_rate:
+                continue
+            text = f"{col}: {upper} ({upper_rate:.2f}) is below {lower} ({lower_rate:.2f})"
+            if alpha is not None:
+                counts = np.array([round(upper_rate * upper_n), round(lower_rate * lower_n)])
+                p_value = float(proportions_ztest(counts, np.array([upper_n, lower_n]))[1])
+                if not p_value < alpha:
+                    text = (
+                        f"{col}: {upper} ({upper_rate:.2f}) and {lower} ({lower_rate:.2f}) are not "
+                        f"significantly different (p = {p_value:.2f})"
+                    )
+            warnings.append(text)
     return warnings

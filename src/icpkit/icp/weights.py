@@ -7,10 +7,19 @@ into weights that sum to 100, and roll them up per ICP dimension and across outc
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
+from scipy.stats import ttest_1samp
 
-__all__ = ["attribute_weights", "blend_weights", "dimension_weights", "top_attributes"]
+__all__ = [
+    "attribute_weights",
+    "blend_weights",
+    "dimension_weights",
+    "out_of_sample_evidence",
+    "top_attributes",
+]
 
 _OTHER_DIMENSION = "other"
 
@@ -23,10 +32,60 @@ def _normalise_to_100(values: np.ndarray) -> np.ndarray:
     return 100.0 * values / total
 
 
+def out_of_sample_evidence(
+    predict_proba: Callable[[pd.DataFrame], np.ndarray],
+    X: pd.DataFrame,
+    y: np.ndarray,
+    feature_source: dict[str, str],
+    n_repeats: int = 10,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Does each attribute help on held-out rows? Grouped permutation importance, tested.
+
+    All features of one attribute are shuffled together, ``n_repeats`` times; each row's rise in
+    log loss is averaged over the repeats, and a one-sided t-test over rows asks whether the mean
+    rise is above 0. An attribute has ``evidence`` when ``p_value < alpha``. A model can spread
+    SHAP mass over a noise column it overfitted; shuffling that column does not raise held-out
+    loss on average. The test is deliberately not corrected for multiplicity: it decides whether
+    a SHAP weight counts, and dropping a real but weak attribute would distort the weights more
+    than keeping the odd noise column that passes by chance (about 1 in 20).
+
+    Returns columns attribute, loss_increase, p_value, evidence.
+    """
+    y = np.asarray(y, dtype=int)
+    eps = 1e-15
+
+    def row_loss(p: np.ndarray) -> np.ndarray:
+        p = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
+        return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+    base = row_loss(predict_proba(X))
+    groups: dict[str, list[str]] = {}
+    for col in X.columns:
+        groups.setdefault(feature_source.get(str(col), str(col)), []).append(col)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for attr, cols in groups.items():
+        rise = np.zeros(len(X))
+        for _ in range(n_repeats):
+            order = rng.permutation(len(X))
+            shuffled = X.copy()
+            for c in cols:
+                shuffled[c] = X[c].to_numpy()[order]
+            rise += (row_loss(predict_proba(shuffled)) - base) / n_repeats
+        p_value = float(ttest_1samp(rise, 0.0, alternative="greater").pvalue) if rise.std() > 0 else 1.0
+        rows.append({"attribute": attr, "loss_increase": float(rise.mean()), "p_value": p_value})
+    out = pd.DataFrame(rows, columns=["attribute", "loss_increase", "p_value"])
+    out["evidence"] = (out["p_value"] < alpha) & (out["loss_increase"] > 0)
+    return out
+
+
 def attribute_weights(
     contributions: pd.DataFrame,
     feature_source: dict[str, str],
     source_dimension: dict[str, str],
+    evidence: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Weight of each source attribute, from per-row SHAP values.
 
@@ -34,10 +93,12 @@ def attribute_weights(
         contributions: per-row SHAP values, rows x model features.
         feature_source: model feature -> source attribute; unmapped features are their own attribute.
         source_dimension: attribute -> ICP dimension; unmapped attributes get "other".
+        evidence: optional :func:`out_of_sample_evidence` result; attributes without evidence
+            keep their ``mean_abs_shap`` but get weight 0, so overfitted noise carries no weight.
 
     Returns:
         Columns attribute, dimension, mean_abs_shap, weight (sums to 100, or all 0 if every
-        contribution is 0), sorted by weight descending.
+        contribution is 0), sorted by weight descending; with ``evidence``, also ``evidence``.
     """
     attributes = [feature_source.get(str(col), str(col)) for col in contributions.columns]
     values = contributions.to_numpy(dtype=float)
@@ -57,6 +118,12 @@ def attribute_weights(
             "weight": _normalise_to_100(mean_abs),
         }
     )
+    if evidence is not None:
+        has = (
+            evidence.set_index("attribute")["evidence"].reindex(out["attribute"]).fillna(False).to_numpy(bool)
+        )
+        out["evidence"] = has
+        out["weight"] = _normalise_to_100(np.where(has, mean_abs, 0.0))
     # Stable sort keeps column order among ties, so output is deterministic.
     return out.sort_values("weight", ascending=False, kind="stable").reset_index(drop=True)
 

@@ -398,6 +398,28 @@ class Tracker:
         """Log an Optuna ``study.trials_dataframe()`` as a CSV table artifact."""
         self.log_table(trials, path, run_id=run_id)
 
+    def previous_training_json(self, artifact_path: str) -> dict[str, Any] | None:
+        """``artifact_path`` (a JSON file) of the latest finished training run other than the open one.
+
+        ``None`` when no earlier training logged it (e.g. the first run, or a new experiment).
+        """
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{RUN_KIND_TAG}` = 'training' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=20,
+        )
+        for run in runs:
+            if run.info.run_id in self._runs:
+                continue
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    local = self.client.download_artifacts(run.info.run_id, artifact_path, tmp)
+                    return json.loads(Path(local).read_text())
+            except (MlflowException, OSError, ValueError):
+                continue
+        return None
+
     def artifact_uri(self, run_id: str | None = None) -> str:
         return self.client.get_run(self._target(run_id)).info.artifact_uri
 
