@@ -17,6 +17,9 @@ from icpkit.errors import ICPKitError
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = PROJECT_ROOT / "pipelines" / "configs" / "default.yaml"
 console = Console(stderr=True)
+if not console.is_terminal:
+    # Piped or logged output defaults to 80 columns, too narrow for the summary tables.
+    console.width = 120
 
 
 def setup_logging(verbose: bool = False) -> None:

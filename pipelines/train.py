@@ -101,11 +101,12 @@ def _print_icp(icp: ICPResult, folder: Path, registered: dict) -> None:
     console.print(
         f"\n[bold]ICP[/] evidence: [{colour}]{ev['status']}[/] — {ev['statement']}", highlight=False
     )
-    top = p["weights"].get("blended_fit", [])[:5]
-    if top:
-        console.print(
-            "  top fit attributes: " + ", ".join(f"{w['attribute']} {w['weight']:.0f}%" for w in top)
-        )
+    top = [w for w in p["weights"].get("blended_fit", []) if w["weight"] > 0][:5]
+    if not top:
+        console.print("  top ICP attributes: none shows out-of-sample evidence")
+    else:
+        listed = ", ".join(f"{w['attribute']} {w['weight']:.0f}%" for w in top)
+        console.print(f"  top ICP attributes (combined fit weight): {listed}", highlight=False)
     console.print(f"  tiers: {p['scores']['tier_counts']}", highlight=False)
     for w in p["tiers"]["warnings"]:
         console.print(f"  [yellow]tier warning[/] {w}", highlight=False)
@@ -154,8 +155,7 @@ def _print_summary(summary: pd.DataFrame) -> None:
         )
         if isinstance(r.get("note"), str) and r["note"]:
             notes.append(f"{r['outcome']}: {r['note']}")
-    # Piped output defaults to 80 columns, too narrow for the table; wrap only on wider needs.
-    console.print(table, width=max(console.width, 120))
+    console.print(table)
     for note in notes:
         console.print(f"  [yellow]note[/] {note}", highlight=False)
     skipped = int((summary["status"] == "skipped").sum())

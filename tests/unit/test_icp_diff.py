@@ -30,7 +30,8 @@ def test_profile_diff_detects_moved_weights_and_traits():
     assert diff["traits_gained"] == ["uses_crm=True"]
     assert diff["traits_lost"] == ["region=EMEA"]
     changes = {(c["tier"], c["rate"]): c["change"] for c in diff["tier_rate_changes"]}
-    assert changes.keys() == {("Perfect", "win_rate"), ("Strong", "win_rate")}
+    # Strong did not move (0.30 -> 0.30), Weak is new: only Perfect's change is reported.
+    assert changes.keys() == {("Perfect", "win_rate")}
     assert abs(changes[("Perfect", "win_rate")] - 0.05) < 1e-12
     json.dumps(diff)
 
@@ -60,3 +61,13 @@ def test_diff_markdown_lists_changes():
 def test_diff_markdown_says_when_nothing_changed():
     text = diff_markdown(profile_diff(PREVIOUS, {**PREVIOUS, "version": "4", "tier_rates": {}}))
     assert "No attribute weight, trait or tier rate changed." in text
+
+
+def test_tier_rate_changes_below_the_threshold_are_not_news():
+    current = {
+        **PREVIOUS,
+        "version": "5",
+        "tier_rates": {"Perfect": {"win_rate": 0.405}, "Strong": {"win_rate": 0.25}},
+    }
+    diff = profile_diff(PREVIOUS, current, rate_threshold=0.01)
+    assert [(c["tier"], round(c["change"], 2)) for c in diff["tier_rate_changes"]] == [("Strong", -0.05)]

@@ -73,6 +73,8 @@ CONFIRM_LOG_ODDS = -0.2
 EVIDENCE_ROWS = 5000
 #: Fit attributes below this share (%) of the combined fit weight are left out of the segmentation.
 SEGMENT_MIN_WEIGHT = 1.0
+#: Smallest effect size (rank-biserial r or Cramér's V) for a significant difference to count as a trait.
+MIN_TRAIT_EFFECT = 0.1
 
 
 @dataclass
@@ -479,7 +481,9 @@ def build_icp(
         cohorts = value_cohorts(ltv)
         traits = cohort_traits(acc.reindex(cohorts.index), cohorts, alpha=alpha)
         tables["cohort_traits"] = traits
-        significant = traits[traits["significant"]]
+        # A trait must be significant and matter: at least a small effect (|r| or Cramér's V >= 0.1).
+        traits["trait"] = traits["significant"] & (traits["effect_size"].abs() >= MIN_TRAIT_EFFECT)
+        significant = traits[traits["trait"]]
         profile["cohorts"] = {
             # Without a model that beats chance, value differences (e.g. bigger companies pay more)
             # are not evidence of fit, so none is called an ICP trait.
@@ -488,7 +492,7 @@ def build_icp(
             "definition": (
                 "customers by lifetime value (ARR x tenure + expansion, or won deal value): top 20% / "
                 "middle 60% / bottom 20%; top vs bottom per attribute, chi-square or Mann-Whitney, "
-                "BH-adjusted"
+                f"BH-adjusted; a trait needs p < significance level and effect size >= {MIN_TRAIT_EFFECT}"
             ),
             "sizes": cohorts.value_counts().to_dict(),
             "tested": int(traits["p_value"].notna().sum()),

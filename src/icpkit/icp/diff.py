@@ -17,12 +17,14 @@ def _weight_moves(before: dict[str, float], after: dict[str, float], threshold: 
     return sorted(moved, key=lambda m: -abs(m["change"]))
 
 
-def _tier_rate_changes(before: dict[str, dict], after: dict[str, dict]) -> list[dict]:
+def _tier_rate_changes(before: dict[str, dict], after: dict[str, dict], threshold: float) -> list[dict]:
     changes = []
     for tier, rates in after.items():
         for rate, value in rates.items():
             old = before.get(tier, {}).get(rate)
             if old is None or value is None or math.isnan(float(old)) or math.isnan(float(value)):
+                continue
+            if abs(float(value) - float(old)) < threshold:
                 continue
             changes.append(
                 {
@@ -36,13 +38,16 @@ def _tier_rate_changes(before: dict[str, dict], after: dict[str, dict]) -> list[
     return changes
 
 
-def profile_diff(previous: dict | None, current: dict, weight_threshold: float = 2.0) -> dict[str, Any]:
+def profile_diff(
+    previous: dict | None, current: dict, weight_threshold: float = 2.0, rate_threshold: float = 0.01
+) -> dict[str, Any]:
     """Compare two ICP profiles (dicts with "version", "weights", "traits", "tier_rates").
 
     Returns a JSON-safe dict: ``previous_version``, ``is_first_version``, ``weights_moved``
     (attributes whose weight on the 0-100 scale moved by at least ``weight_threshold``, largest
     move first; an attribute missing on one side counts as 0 there), ``traits_gained``,
-    ``traits_lost`` and ``tier_rate_changes`` (every tier/rate present in both versions).
+    ``traits_lost`` and ``tier_rate_changes`` (tier/rate pairs present in both versions that moved
+    by at least ``rate_threshold``).
     With ``previous`` None this is the first version and all lists are empty.
     """
     if previous is None:
@@ -65,7 +70,7 @@ def profile_diff(previous: dict | None, current: dict, weight_threshold: float =
         "traits_gained": [t for t in after_traits if t not in before_traits],
         "traits_lost": [t for t in before_traits if t not in after_traits],
         "tier_rate_changes": _tier_rate_changes(
-            previous.get("tier_rates", {}), current.get("tier_rates", {})
+            previous.get("tier_rates", {}), current.get("tier_rates", {}), rate_threshold
         ),
     }
 
