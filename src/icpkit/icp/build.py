@@ -207,6 +207,24 @@ def _stack(
     )
 
 
+def _fit_scorecard(stacked: _Stacked, encoder: FeatureEncoder, cfg: Config) -> AdditiveScorecard:
+    """The additive scorecard on stacked outcome rows: offsets per outcome, early-stopped on validation."""
+    return AdditiveScorecard.fit(
+        stacked.X,
+        stacked.y,
+        encoder.categorical_columns_,
+        seed=cfg.seed,
+        X_valid=stacked.Xv,
+        y_valid=stacked.yv,
+        num_threads=cfg.training.num_threads,
+        category_labels=encoder.categories_,
+        num_boost_round=500,
+        sample_weight=stacked.weight,
+        init_score=stacked.offset,
+        valid_init_score=stacked.offset_v,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # the derivation
 
@@ -325,12 +343,7 @@ def build_icp(
 
         stacked = _stack(reports, cfg.icp.fit_blend, fit_features)
         if stacked is not None:
-            fit_card = AdditiveScorecard.fit(
-                stacked.X, stacked.y, fit_enc.categorical_columns_, seed=cfg.seed,
-                X_valid=stacked.Xv, y_valid=stacked.yv, num_threads=cfg.training.num_threads,
-                category_labels=fit_enc.categories_, num_boost_round=500,
-                sample_weight=stacked.weight, init_score=stacked.offset, valid_init_score=stacked.offset_v,
-            )  # fmt: skip
+            fit_card = _fit_scorecard(stacked, fit_enc, cfg)
             fit_info = _scorecard_agreement(fit_card, reports, cfg.icp.fit_blend, fit_features)
     engagement_card, engagement_info, acc_eng = None, {}, None
     eng_enc: FeatureEncoder | None = None
@@ -346,12 +359,7 @@ def build_icp(
 
         stacked = _stack(reports, cfg.icp.engagement_blend, eng_features)
         if stacked is not None:
-            engagement_card = AdditiveScorecard.fit(
-                stacked.X, stacked.y, eng_enc.categorical_columns_, seed=cfg.seed,
-                X_valid=stacked.Xv, y_valid=stacked.yv, num_threads=cfg.training.num_threads,
-                category_labels=eng_enc.categories_, num_boost_round=500,
-                sample_weight=stacked.weight, init_score=stacked.offset, valid_init_score=stacked.offset_v,
-            )  # fmt: skip
+            engagement_card = _fit_scorecard(stacked, eng_enc, cfg)
             engagement_info = _scorecard_agreement(
                 engagement_card, reports, cfg.icp.engagement_blend, eng_features
             )

@@ -60,7 +60,11 @@ def plot_drivers(drivers: pd.DataFrame, n: int = 12) -> Figure:
     fig = _figure((7, 1.5 + 0.35 * max(len(d), 1)))
     ax = fig.add_subplot()
     if len(d):
-        labels = [f"{o}: {a} = {v}" for o, a, v in zip(d["outcome"], d["attribute"], d["value"], strict=True)]
+        labels = [
+            # Ranges read "employees < 71", categories "industry = Retail".
+            f"{o}: {a} {v}" if str(v)[:1] in "<>[" else f"{o}: {a} = {v}"
+            for o, a, v in zip(d["outcome"], d["attribute"], d["value"], strict=True)
+        ]
         rate, base = d["bad_rate"].astype(float), d["baseline_rate"].astype(float)
         err = np.vstack([rate - d["ci_low"].astype(float), d["ci_high"].astype(float) - rate])
         ax.barh(labels, rate, xerr=err, color="tab:red", alpha=0.8)
