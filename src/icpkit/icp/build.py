@@ -756,7 +756,8 @@ def log_icp(result: ICPResult, folder: Path, cfg: Config, tracker: Tracker) -> d
         lab = np.asarray(labels)[idx]
         return float(silhouette_score(Z[idx], lab)) if len(np.unique(lab)) > 1 else -1.0
 
-    candidate = separation(model.predict(segment_input(frame, result.segment_log_columns)))
+    # The accounts' segments were assigned when the ICP was built (same rows, same order).
+    candidate = separation(result.account_scores["segment"].to_numpy())
     champion_model = load_champion(tracker.tracking_uri, name)
     champion = None
     if champion_model is not None:

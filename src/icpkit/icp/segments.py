@@ -30,6 +30,7 @@ from sklearn.preprocessing import StandardScaler
 from statsmodels.stats.proportion import proportion_confint
 
 from icpkit.icp.cohorts import MISSING, as_float, category_labels, is_numeric_attribute
+from icpkit.models.propensity import is_heavy_tailed
 
 logger = logging.getLogger(__name__)
 
@@ -388,10 +389,9 @@ def segment_input(X: pd.DataFrame, log_columns: list[str]) -> pd.DataFrame:
 
 def skewed_columns(X: pd.DataFrame) -> list[str]:
     """Non-negative numeric columns with skewness above 2 (counts, money): log-scale them."""
-    out = []
-    for c in X.columns:
-        if is_numeric_attribute(X[c]):
-            v = pd.to_numeric(X[c], errors="coerce").dropna()
-            if len(v) > 2 and v.min() >= 0 and v.skew() > 2:
-                out.append(c)
-    return out
+    return [
+        c
+        for c in X.columns
+        if is_numeric_attribute(X[c])
+        and is_heavy_tailed(pd.to_numeric(X[c], errors="coerce").to_numpy(float))
+    ]

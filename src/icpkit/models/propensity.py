@@ -42,7 +42,7 @@ class LogisticDesign:
 
     def fit(self, Xenc: pd.DataFrame, encoder: FeatureEncoder) -> LogisticDesign:
         self.numeric = list(encoder.numeric_columns_)
-        self.log_columns = [c for c in self.numeric if _heavy_tailed(Xenc[c].to_numpy(dtype=float))]
+        self.log_columns = [c for c in self.numeric if is_heavy_tailed(Xenc[c].to_numpy(dtype=float))]
         num = self._numeric(Xenc)
         med = np.nanmedian(num, axis=0) if len(num) else np.zeros(len(self.numeric))
         med = np.where(np.isnan(med), 0.0, med)
@@ -84,7 +84,9 @@ class LogisticDesign:
         return self.__dict__.copy()
 
 
-def _heavy_tailed(x: np.ndarray) -> bool:
+def is_heavy_tailed(x: np.ndarray) -> bool:
+    """Non-negative, non-constant values with skewness above 2 (counts, money): model them in log."""
+    x = np.asarray(x, dtype=float)
     x = x[~np.isnan(x)]
     if len(x) < 3 or x.min() < 0 or x.std() == 0:
         return False
