@@ -109,14 +109,27 @@ class DataConfig(_Strict):
         return "://" in self.source
 
 
+AttributeRole = Literal["customer", "offer", "sales_org", "identifier"]
+
+
 class AttributesConfig(_Strict):
-    """Tags account/entity attributes by ICP dimension.
+    """What each attribute is: its ICP dimension, its role and (for numeric codes) its kind.
 
     Untagged attributes are still features; they are reported under the dimension ``other``.
-    ``behavioral`` attributes feed the engagement score, all others the fit score.
+    ``behavioral`` attributes feed the engagement score, the other customer traits the fit score.
+    Roles are inferred (see :mod:`icpkit.attributes`); ``roles`` overrides the inference.
     """
 
     dimensions: dict[Dimension, list[str]] = Field(default_factory=dict)
+    #: Attribute -> role: customer (an ICP trait), offer (deal / subscription / lead term),
+    #: sales_org (owner, rep, manager: never a trait or exclusion), identifier (never a feature).
+    roles: dict[str, AttributeRole] = Field(default_factory=dict)
+    #: Numeric columns that are codes (region 3, browser 7): read as categories, not numbers.
+    categorical: list[str] = Field(default_factory=list)
+    #: Account attributes tagged behavioral are export-date snapshots (tickets in the last 90 days
+    #: *as of the export*). Without an ``account_history`` table they are not used for rows older
+    #: than this many days before the extract date (null: always used).
+    snapshot_max_age_days: int | None = Field(180, ge=0)
 
     @model_validator(mode="after")
     def _each_once(self) -> AttributesConfig:
@@ -156,6 +169,10 @@ class LeakageConfig(_Strict):
     )
     #: A single feature whose own ROC-AUC on the label exceeds this stops training.
     max_single_feature_auc: float = Field(0.95, gt=0.5, le=1.0)
+
+    def is_denied(self, column: str) -> bool:
+        """Whether ``column`` is on the deny list (case-insensitive)."""
+        return str(column).lower() in {c.lower() for c in self.deny_columns}
 
 
 class TuningConfig(_Strict):
@@ -201,6 +218,8 @@ class TiersConfig(_Strict):
 
 
 class ICPConfig(_Strict):
+    """How the ICP is derived from the outcome models (see README "The ICP")."""
+
     #: How much each outcome counts in the combined fit weight (engagement uses conversion).
     fit_blend: dict[OutcomeName, float] = Field(
         default_factory=lambda: {"win": 1.0, "renewal": 1.0, "expansion": 1.0}
@@ -212,6 +231,14 @@ class ICPConfig(_Strict):
     high_engagement: float = 60.0
     segments_k_range: list[int] = Field(default_factory=lambda: [2, 3, 4, 5, 6, 7, 8])
     significance_level: float = Field(0.05, gt=0, lt=1)
+    #: Most points the negative-ICP penalty takes off a fit score.
+    max_penalty_points: float = Field(20.0, ge=0, le=100)
+    #: Largest share of the book the penalty may touch; beyond it the broadest churn drivers are
+    #: left out of the penalty (and the profile says so), so tiers stay stable shares.
+    max_penalty_share: float = Field(0.25, gt=0, le=1)
+    #: Largest share of the book the exclusions may flag together; a broader driver is a matter
+    #: for the fit score, not an exclusion (the profile says so).
+    max_exclusion_share: float = Field(0.25, gt=0, le=1)
 
 
 class Config(_Strict):

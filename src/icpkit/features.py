@@ -1,26 +1,248 @@
 """Point-in-time features: what was known about an account when a lead, deal or term began.
 
-A row's features are its account's attributes, its own attributes (lead source, deal amount,
-plan...) and engagement aggregates computed from activities *strictly before* its as-of time.
-Nothing written at or after the as-of time can reach a feature.
+A row's features are its own attributes (lead source, plan, contract...), its account's
+attributes and engagement counts from activities *strictly before* its as-of time. Nothing
+written at or after the as-of time reaches a feature:
+
+- account attributes come from ``account_history`` as of the row's time when that table exists;
+  without it, account attributes tagged behavioral are export-date snapshots and are not used for
+  rows older than ``attributes.snapshot_max_age_days`` (the profile says which);
+- dates become ages in days at the row's as-of time (a date after it is missing);
+- identifiers and deny-listed columns are refused, with the reason.
+
+How a table's rows become features is a :class:`FeatureSpec`, saved with the model, so the
+registered models build their features from raw rows with this same code.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from icpkit.config import AttributesConfig
+from icpkit.attributes import AttributeSpec, infer_table_attributes, prepare_attributes
+from icpkit.config import Config
 from icpkit.data.crm import CRMData
-from icpkit.outcomes import Outcome
+from icpkit.outcomes import OUTCOMES, Outcome
 
 log = logging.getLogger(__name__)
 
 ACTIVITY_PREFIX = "activity_"
 RECENCY_FEATURE = "activity_days_since_last"
+HISTORY_TABLE = "account_history"
+HISTORY_TIME = "valid_from"
+
+#: ``{table: {attribute: spec}}`` for every table of a CRM.
+Catalogue = dict[str, dict[str, AttributeSpec]]
+
+
+def attribute_catalogue(crm: CRMData, cfg: Config) -> Catalogue:
+    """Role, kind and dimension of every attribute of every table (see :mod:`icpkit.attributes`)."""
+    catalogue: Catalogue = {"accounts": infer_table_attributes("accounts", crm["accounts"], ["account_id"], cfg.attributes)}
+    if crm.has(HISTORY_TABLE):
+        catalogue[HISTORY_TABLE] = infer_table_attributes(
+            HISTORY_TABLE, crm[HISTORY_TABLE], ["account_id", HISTORY_TIME], cfg.attributes
+        )
+    for outcome in OUTCOMES.values():
+        if crm.has(outcome.table) and outcome.table not in catalogue:
+            catalogue[outcome.table] = infer_table_attributes(
+                outcome.table, crm[outcome.table], outcome.non_feature_columns(), cfg.attributes
+            )
+    return catalogue
+
+
+# ---------------------------------------------------------------------------------------------
+# engagement
+
+
+def engagement_features(
+    activities: pd.DataFrame | None,
+    account_ids: pd.Series,
+    as_of: pd.Series,
+    windows_days: list[int],
+    activity_types: list[str] | None = None,
+) -> pd.DataFrame:
+    """Counts of activities per type in windows before ``as_of``, and days since the last one.
+
+    Public so that callers scoring new rows build the same engagement columns as training:
+    pass the ``activity_types`` the model was trained with (``None``: the types present).
+    Activities are sorted by (account, time) into one int64 key so each window count is two
+    ``searchsorted`` calls, not a join. Activities at exactly ``as_of`` are excluded.
+    """
+    n = len(as_of)
+    if activities is None or (activities.empty and activity_types is None):
+        return pd.DataFrame(index=range(n))
+    acts = activities[["account_id", "occurred_at", "activity_type"]]
+    codes, _ = pd.factorize(pd.concat([acts["account_id"], pd.Series(account_ids)], ignore_index=True))
+    act_code = codes[: len(acts)].astype(np.int64)
+    row_code = codes[len(acts) :].astype(np.int64)
+    # Seconds since epoch fit in 2^34 for centuries; account codes in the remaining bits.
+    shift = np.int64(1) << np.int64(35)
+    act_t = acts["occurred_at"].to_numpy("datetime64[s]").astype(np.int64)
+    row_t = pd.Series(as_of).to_numpy("datetime64[s]").astype(np.int64)
+    offset = min(act_t.min(initial=0), row_t.min(initial=0)) - 10 * 365 * 86400
+    act_t, row_t = act_t - offset, row_t - offset
+    types = activity_types if activity_types is not None else sorted(acts["activity_type"].dropna().unique())
+    groups: list[tuple[str, np.ndarray]] = [("all", np.ones(len(acts), dtype=bool))]
+    groups += [(str(t), (acts["activity_type"] == t).to_numpy()) for t in types]
+    out: dict[str, np.ndarray] = {}
+    for name, sel in groups:
+        keys = np.sort(act_code[sel] * shift + act_t[sel])
+        now = row_code * shift + row_t
+        upper = np.searchsorted(keys, now, side="left")
+        for w in windows_days:
+            lower = np.searchsorted(keys, now - w * 86400, side="left")
+            out[f"{ACTIVITY_PREFIX}{name}_{w}d"] = (upper - lower).astype(np.float64)
+        if name == "all":
+            out[RECENCY_FEATURE] = _days_since_last(keys, upper, row_code, now, shift)
+    return pd.DataFrame(out)
+
+
+def _days_since_last(
+    keys: np.ndarray, upper: np.ndarray, row_code: np.ndarray, now: np.ndarray, shift: np.int64
+) -> np.ndarray:
+    if not len(keys):
+        return np.full(len(now), np.nan)
+    last = np.clip(upper - 1, 0, None)
+    has_prev = (upper > 0) & ((keys[last] // shift) == row_code)
+    return np.where(has_prev, (now - keys[last]) / 86400.0, np.nan)
+
+
+def engagement_columns(windows_days: list[int], activity_types: list[str]) -> list[str]:
+    """The engagement feature names :func:`engagement_features` writes, in order."""
+    cols = []
+    for name in ["all", *activity_types]:
+        cols += [f"{ACTIVITY_PREFIX}{name}_{w}d" for w in windows_days]
+        if name == "all":
+            cols.append(RECENCY_FEATURE)
+    return cols
+
+
+def activity_source(feature: str) -> str:
+    """``activity_<type>_<w>d`` -> ``"activity: <type>"``, so all windows add up to one attribute."""
+    if feature == RECENCY_FEATURE:
+        return "activity recency"
+    return f"activity: {feature[len(ACTIVITY_PREFIX) :].rsplit('_', 1)[0]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# account attributes as of a time
+
+
+def history_as_of(
+    history: pd.DataFrame, account_ids: pd.Series, as_of: pd.Series, columns: list[str]
+) -> pd.DataFrame:
+    """Each row's account attributes from ``account_history`` as of its time (latest ``valid_from``
+    at or before it); rows before an account's first record get missing values."""
+    left = pd.DataFrame({"account_id": pd.Series(account_ids).to_numpy(), "_t": pd.to_datetime(pd.Series(as_of)).to_numpy()})
+    left["_row"] = np.arange(len(left))
+    right = history[["account_id", HISTORY_TIME, *columns]].rename(columns={HISTORY_TIME: "_t"})
+    right = right.sort_values("_t", kind="stable")
+    joined = pd.merge_asof(
+        left.sort_values("_t", kind="stable"), right, on="_t", by="account_id", direction="backward"
+    )
+    return joined.sort_values("_row").reset_index(drop=True)[columns]
+
+
+# ---------------------------------------------------------------------------------------------
+# the spec
+
+
+@dataclass
+class FeatureSpec:
+    """How the rows of one outcome's table become features; saved with the model.
+
+    Parameters
+    ----------
+    outcome, table, id_column, as_of_column : str
+        The outcome and where its rows live.
+    entity, account : dict of AttributeSpec
+        The row's own attributes and its account's attributes used as features.
+    windows_days, activity_types : list
+        The engagement windows and activity types (their columns are inputs of the model).
+    snapshot_columns : list of str
+        Account attributes that are export-date snapshots, not used for rows older than
+        ``snapshot_max_age_days`` before the reference date.
+    history_columns : list of str
+        Account attributes read from ``account_history`` as of each row's time.
+    refused : dict
+        Columns refused as features, with the reason.
+    """
+
+    outcome: str
+    table: str
+    id_column: str
+    as_of_column: str
+    entity: dict[str, AttributeSpec]
+    account: dict[str, AttributeSpec]
+    windows_days: list[int]
+    activity_types: list[str]
+    snapshot_columns: list[str] = field(default_factory=list)
+    snapshot_max_age_days: int | None = None
+    history_columns: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def engagement(self) -> list[str]:
+        return engagement_columns(self.windows_days, self.activity_types) if self.windows_days else []
+
+    @property
+    def feature_source(self) -> dict[str, str]:
+        """Feature column -> the business attribute it came from."""
+        out = {s.feature: s.name for s in [*self.entity.values(), *self.account.values()]}
+        return out | {c: activity_source(c) for c in self.engagement}
+
+    @property
+    def source_dimension(self) -> dict[str, str]:
+        out = {s.name: s.dimension for s in [*self.entity.values(), *self.account.values()]}
+        return out | {activity_source(c): "behavioral" for c in self.engagement}
+
+    @property
+    def source_role(self) -> dict[str, str]:
+        """Business attribute -> role (customer, offer, sales_org; activity counts are behaviour)."""
+        out = {s.name: s.role for s in [*self.entity.values(), *self.account.values()]}
+        return out | {activity_source(c): "engagement" for c in self.engagement}
+
+    def input_columns(self) -> list[str]:
+        """The raw columns a row to score needs: the row's own, its account's, its engagement."""
+        return [self.as_of_column, *self.entity, *self.account, *self.engagement]
+
+    def features(self, rows: pd.DataFrame, reference_date: pd.Timestamp) -> pd.DataFrame:
+        """Features of raw rows holding the entity columns, account attributes and engagement.
+
+        ``reference_date`` is the extract (training) or scoring date: snapshot attributes are
+        not used for rows whose as-of time is older than ``snapshot_max_age_days`` before it.
+        """
+        as_of = pd.to_datetime(rows[self.as_of_column]).reset_index(drop=True)
+        rows = rows.reset_index(drop=True)
+        parts = [prepare_attributes(rows, self.entity, as_of), prepare_attributes(rows, self.account, as_of)]
+        X = pd.concat(parts, axis=1)
+        if self.snapshot_columns and self.snapshot_max_age_days is not None:
+            old = (as_of < pd.Timestamp(reference_date) - pd.Timedelta(days=self.snapshot_max_age_days)).to_numpy()
+            for name in self.snapshot_columns:
+                col = self.account[name].feature
+                if col in X.columns:
+                    X[col] = X[col].mask(old)
+        for c in self.engagement:
+            X[c] = pd.to_numeric(rows[c], errors="coerce").astype("float64") if c in rows.columns else np.nan
+        return X
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k not in ("entity", "account")}
+        d["entity"] = [s.to_dict() for s in self.entity.values()]
+        d["account"] = [s.to_dict() for s in self.account.values()]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FeatureSpec:
+        d = dict(d)
+        d["entity"] = {s["name"]: AttributeSpec.from_dict(s) for s in d["entity"]}
+        d["account"] = {s["name"]: AttributeSpec.from_dict(s) for s in d["account"]}
+        return cls(**d)
 
 
 @dataclass
@@ -34,12 +256,23 @@ class OutcomeDataset:
     X: pd.DataFrame
     #: Nullable Int8: <NA> while the outcome is not known yet (scored, never trained on).
     y: pd.Series
-    #: Feature column -> the business attribute it came from (engagement windows share one).
-    feature_source: dict[str, str] = field(default_factory=dict)
-    #: Business attribute -> ICP dimension (firmographic, technographic, behavioral, ...).
-    source_dimension: dict[str, str] = field(default_factory=dict)
-    #: Columns refused as features, with the reason.
-    refused: dict[str, str] = field(default_factory=dict)
+    spec: FeatureSpec | None = None
+
+    @property
+    def feature_source(self) -> dict[str, str]:
+        return self.spec.feature_source if self.spec else {c: c for c in self.X.columns}
+
+    @property
+    def source_dimension(self) -> dict[str, str]:
+        return self.spec.source_dimension if self.spec else {}
+
+    @property
+    def source_role(self) -> dict[str, str]:
+        return self.spec.source_role if self.spec else {}
+
+    @property
+    def refused(self) -> dict[str, str]:
+        return self.spec.refused if self.spec else {}
 
     @property
     def labelled(self) -> pd.Series:
@@ -54,112 +287,127 @@ class OutcomeDataset:
             as_of=self.as_of[mask].reset_index(drop=True),
             X=self.X[mask].reset_index(drop=True),
             y=self.y[mask].reset_index(drop=True),
-            feature_source=self.feature_source,
-            source_dimension=self.source_dimension,
-            refused=self.refused,
+            spec=self.spec,
         )
 
 
-def engagement_features(
-    activities: pd.DataFrame | None,
-    account_ids: pd.Series,
-    as_of: pd.Series,
-    windows_days: list[int],
-) -> pd.DataFrame:
-    """Counts of activities per type in windows before ``as_of``, and days since the last one.
-
-    Vectorised: activities are sorted by (account, time) into one int64 key so each window count
-    is two ``searchsorted`` calls, not a join. Activities at exactly ``as_of`` are excluded.
-    """
-    n = len(as_of)
-    out: dict[str, np.ndarray] = {}
-    if activities is None or activities.empty:
-        return pd.DataFrame(index=range(n))
-    acts = activities[["account_id", "occurred_at", "activity_type"]]
-    codes, uniques = pd.factorize(pd.concat([acts["account_id"], account_ids], ignore_index=True))
-    act_code = codes[: len(acts)].astype(np.int64)
-    row_code = codes[len(acts) :].astype(np.int64)
-    # Seconds since epoch fit in 2^34 for centuries; account codes in the remaining bits.
-    shift = np.int64(1) << np.int64(35)
-    act_t = acts["occurred_at"].to_numpy("datetime64[s]").astype(np.int64)
-    row_t = as_of.to_numpy("datetime64[s]").astype(np.int64)
-    offset = min(act_t.min(initial=0), row_t.min(initial=0)) - 10 * 365 * 86400
-    act_t = act_t - offset
-    row_t = row_t - offset
-    types = sorted(acts["activity_type"].dropna().unique().tolist())
-    groups: list[tuple[str, np.ndarray]] = [("all", np.ones(len(acts), dtype=bool))]
-    groups += [(str(t), (acts["activity_type"] == t).to_numpy()) for t in types]
-    for name, sel in groups:
-        keys = np.sort(act_code[sel] * shift + act_t[sel])
-        upper = np.searchsorted(keys, row_code * shift + row_t, side="left")
-        for w in windows_days:
-            lower = np.searchsorted(keys, row_code * shift + row_t - w * 86400, side="left")
-            out[f"{ACTIVITY_PREFIX}{name}_{w}d"] = (upper - lower).astype(np.float64)
-        if name == "all":
-            last = np.clip(upper - 1, 0, None)
-            has_prev = (upper > 0) & (len(keys) > 0)
-            if len(keys):
-                same_account = (keys[last] // shift) == row_code
-                has_prev &= same_account
-                gap_days = (row_code * shift + row_t - keys[last]) / 86400.0
-            else:
-                gap_days = np.zeros(n)
-            out[RECENCY_FEATURE] = np.where(has_prev, gap_days, np.nan)
-    return pd.DataFrame(out)
-
-
-def build_outcome_dataset(
-    crm: CRMData,
-    outcome: Outcome,
-    attributes: AttributesConfig,
-    windows_days: list[int],
-    deny_columns: list[str],
-) -> OutcomeDataset:
-    """Join account attributes, entity attributes and point-in-time engagement for one outcome."""
-    table = crm[outcome.table].reset_index(drop=True)
-    accounts = crm["accounts"]
+def _choose_attributes(
+    outcome: Outcome, catalogue: Catalogue, cfg: Config
+) -> tuple[dict[str, AttributeSpec], dict[str, AttributeSpec], dict[str, str]]:
     refused: dict[str, str] = {}
-    deny = set(deny_columns)
+    entity, account = {}, {}
+    for spec in catalogue.get(outcome.table, {}).values():
+        entity[spec.name] = spec
+    account_specs = {**catalogue["accounts"], **catalogue.get(HISTORY_TABLE, {})}
+    for spec in account_specs.values():
+        if spec.name in entity:
+            refused[f"accounts.{spec.name}"] = f"{outcome.table} has a column of the same name; its value (as of the row) is used"
+        else:
+            account[spec.name] = spec
+    for group in (entity, account):
+        for name, spec in list(group.items()):
+            if cfg.leakage.is_denied(name):
+                refused[name] = "on the leakage deny-list (written after the outcome)"
+                del group[name]
+            elif spec.role == "identifier":
+                refused[name] = f"identifier ({spec.reason.split(';')[0]})"
+                del group[name]
+    return entity, account, refused
 
-    entity_attrs = [c for c in table.columns if c not in outcome.non_feature_columns()]
-    account_attrs = [c for c in accounts.columns if c != "account_id"]
-    for col in [*entity_attrs, *account_attrs]:
-        if col in deny:
-            refused[col] = "on the leakage deny-list (written after the outcome)"
-    entity_attrs = [c for c in entity_attrs if c not in refused]
-    account_attrs = [c for c in account_attrs if c not in refused and c not in entity_attrs]
 
-    X = table[entity_attrs].copy()
-    acct = accounts.set_index("account_id")[account_attrs]
-    X = pd.concat([X, acct.reindex(table["account_id"]).reset_index(drop=True)], axis=1)
-    eng = engagement_features(
-        crm.tables.get("activities"), table["account_id"], table[outcome.as_of_column], windows_days
+def outcome_feature_spec(crm: CRMData, outcome: Outcome, catalogue: Catalogue, cfg: Config) -> FeatureSpec:
+    """The :class:`FeatureSpec` of one outcome on this CRM."""
+    entity, account, refused = _choose_attributes(outcome, catalogue, cfg)
+    history = list(catalogue.get(HISTORY_TABLE, {}))
+    snapshot = [
+        n for n, s in account.items() if s.dimension == "behavioral" and s.table == "accounts" and n not in history
+    ]
+    acts = crm.tables.get("activities")
+    types = sorted(str(t) for t in acts["activity_type"].dropna().unique()) if acts is not None else []
+    windows = list(cfg.training.engagement_windows_days) if acts is not None else []
+    return FeatureSpec(
+        outcome=outcome.name,
+        table=outcome.table,
+        id_column=outcome.id_column,
+        as_of_column=outcome.as_of_column,
+        entity=entity,
+        account=account,
+        windows_days=windows,
+        activity_types=types,
+        snapshot_columns=snapshot,
+        snapshot_max_age_days=cfg.attributes.snapshot_max_age_days if snapshot else None,
+        history_columns=[c for c in history if c in account],
+        refused=refused,
     )
-    X = pd.concat([X, eng], axis=1)
 
-    feature_source = {c: c for c in [*entity_attrs, *account_attrs]}
-    source_dimension = {c: attributes.dimension_of(c) for c in feature_source}
-    for col in eng.columns:
-        src = "activity recency" if col == RECENCY_FEATURE else _activity_source(col)
-        feature_source[col] = src
-        source_dimension[src] = "behavioral"
-    if refused:
-        log.info("%s: refused as features: %s", outcome.name, ", ".join(sorted(refused)))
+
+def raw_rows(crm: CRMData, spec: FeatureSpec) -> pd.DataFrame:
+    """The outcome table's rows with their account's attributes (as of each row) and engagement:
+    exactly the raw input a registered outcome model takes."""
+    table = crm[spec.table].reset_index(drop=True)
+    as_of = table[spec.as_of_column]
+    snapshot = [c for c in spec.account if c not in spec.history_columns]
+    accounts = crm["accounts"].set_index("account_id")
+    rows = table[[spec.id_column, "account_id", spec.as_of_column, *spec.entity]].copy()
+    acct = accounts.reindex(table["account_id"])[[c for c in snapshot if c in accounts.columns]]
+    rows = pd.concat([rows, acct.reset_index(drop=True)], axis=1)
+    if spec.history_columns:
+        hist = history_as_of(crm[HISTORY_TABLE], table["account_id"], as_of, spec.history_columns)
+        rows = pd.concat([rows, hist], axis=1)
+    eng = engagement_features(
+        crm.tables.get("activities"), table["account_id"], as_of, spec.windows_days, spec.activity_types
+    )
+    return pd.concat([rows, eng], axis=1)
+
+
+def build_outcome_dataset(crm: CRMData, outcome: Outcome, catalogue: Catalogue, cfg: Config) -> OutcomeDataset:
+    """Join account attributes, entity attributes and point-in-time engagement for one outcome."""
+    spec = outcome_feature_spec(crm, outcome, catalogue, cfg)
+    rows = raw_rows(crm, spec)
+    table = crm[outcome.table].reset_index(drop=True)
+    if spec.refused:
+        log.info("%s: refused as features: %s", outcome.name, ", ".join(sorted(spec.refused)))
+    if spec.snapshot_columns and spec.snapshot_max_age_days is not None:
+        log.info(
+            "%s: behavioral snapshots %s not used for rows older than %d days before the extract date "
+            "(no account_history table)",
+            outcome.name, ", ".join(spec.snapshot_columns), spec.snapshot_max_age_days,
+        )  # fmt: skip
     return OutcomeDataset(
         outcome=outcome.name,
         ids=table[outcome.id_column],
         account_ids=table["account_id"],
         as_of=table[outcome.as_of_column],
-        X=X,
+        X=spec.features(rows, crm.extract_date),
         y=outcome.label(table),
-        feature_source=feature_source,
-        source_dimension=source_dimension,
-        refused=refused,
+        spec=spec,
     )
 
 
-def _activity_source(feature: str) -> str:
-    # activity_<type>_<w>d -> "activity: <type>", so all windows of a type add up to one attribute.
-    body = feature[len(ACTIVITY_PREFIX) :]
-    kind = body.rsplit("_", 1)[0]
-    return f"activity: {kind}"
+def account_attributes_as_of(
+    crm: CRMData,
+    account_ids: pd.Series,
+    as_of: pd.Series | pd.Timestamp,
+    columns: list[str],
+    snapshot_max_age_days: int | None = None,
+    snapshot_columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """Raw account attribute ``columns`` for each (account, time): ``account_history`` columns as
+    of the time, the others from the accounts snapshot — masked for rows older than
+    ``snapshot_max_age_days`` before the extract date when listed in ``snapshot_columns``."""
+    ids = pd.Series(account_ids).reset_index(drop=True)
+    times = pd.Series(as_of, index=ids.index) if not isinstance(as_of, pd.Series) else as_of.reset_index(drop=True)
+    history = [c for c in columns if crm.has(HISTORY_TABLE) and c in crm[HISTORY_TABLE].columns]
+    accounts = crm["accounts"].set_index("account_id")
+    snap = [c for c in columns if c not in history and c in accounts.columns]
+    out = accounts.reindex(ids.to_numpy())[snap].reset_index(drop=True)
+    if history:
+        out = pd.concat([out, history_as_of(crm[HISTORY_TABLE], ids, times, history)], axis=1)
+    if snapshot_columns and snapshot_max_age_days is not None:
+        cutoff = pd.Timestamp(crm.extract_date) - pd.Timedelta(days=snapshot_max_age_days)
+        old = (pd.to_datetime(times) < cutoff).to_numpy()
+        for c in snapshot_columns:
+            if c in out.columns and c not in history:
+                out[c] = out[c].mask(old)
+    out.insert(0, "account_id", ids.to_numpy())
+    return out.reindex(columns=["account_id", *columns])

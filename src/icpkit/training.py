@@ -1,27 +1,24 @@
 """Train the propensity model of each outcome: the work of ``python -m pipelines.train``.
 
 ``fit_outcome`` is pure (data in, report out). ``train_outcomes`` loops over the configured
-outcomes, skipping those without a table or enough data, and hands each report to an optional
-tracker, which is the only thing here that touches MLflow.
+outcomes, skipping those without a table or enough data. Nothing here touches MLflow: logging and
+registration happen at the edge, at the end of a complete run (:mod:`icpkit.registry.publish`).
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from icpkit.config import Config
 from icpkit.data.crm import CRMData
 from icpkit.errors import InsufficientDataError
-from icpkit.features import OutcomeDataset, build_outcome_dataset
+from icpkit.features import Catalogue, OutcomeDataset, attribute_catalogue, build_outcome_dataset
 from icpkit.models import evaluation as ev
 from icpkit.models.encoding import FeatureEncoder
 from icpkit.models.fitting import (
@@ -34,12 +31,10 @@ from icpkit.models.fitting import (
     tune_lightgbm,
     validation_auc,
 )
+from icpkit.models.explain import explain, to_frame
 from icpkit.models.leakage import check_single_feature_leakage
 from icpkit.models.propensity import PropensityModel
 from icpkit.outcomes import OUTCOMES
-
-if TYPE_CHECKING:
-    from icpkit.registry import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +62,8 @@ class OutcomeReport:
     #: TreeSHAP contributions (raw-score scale) on a sample of the test period, with its rows.
     shap_values: pd.DataFrame | None = None
     shap_rows: pd.DataFrame | None = None
-    registration: Any = None
-    run_id: str | None = None
+    #: The same contributions as a ``shap.Explanation`` (feature names aligned with values).
+    explanation: Any = None
 
     @property
     def labelled(self) -> OutcomeDataset:
@@ -85,7 +80,8 @@ class OutcomeReport:
 @dataclass
 class TrainingResult:
     reports: dict[str, OutcomeReport]
-    parent_run_id: str | None = None
+    #: Every attribute's role and kind, as the features were built.
+    catalogue: Catalogue = field(default_factory=dict)
 
     @property
     def trained(self) -> dict[str, OutcomeReport]:
@@ -175,6 +171,7 @@ def fit_outcome(dataset: OutcomeDataset, cfg: Config) -> OutcomeReport:
             "features": encoder.columns_,
             "feature_source": dataset.feature_source,
             "source_dimension": dataset.source_dimension,
+            "feature_spec": dataset.spec.to_dict() if dataset.spec else None,
         }
     )
     report.test = report.candidate_tests[chosen]
@@ -184,36 +181,44 @@ def fit_outcome(dataset: OutcomeDataset, cfg: Config) -> OutcomeReport:
     n = min(cfg.training.shap_sample_rows, len(te.X))
     idx = np.sort(rng.choice(len(te.X), size=n, replace=False))
     rows = te.X.iloc[idx].reset_index(drop=True)
-    contrib, _ = report.model.contributions(rows)
-    report.shap_values, report.shap_rows = contrib, rows
+    report.explanation = explain(report.model, rows)
+    report.shap_values, report.shap_rows = to_frame(report.explanation), rows
     return report
+
+
+def _skip_reason(crm: CRMData, name: str) -> str | None:
+    outcome = OUTCOMES[name]
+    if not crm.has(outcome.table):
+        return f"table '{outcome.table}' is absent"
+    if len(crm[outcome.table]) == 0:
+        return f"table '{outcome.table}' has no rows"
+    missing = [c for c in outcome.needs_columns if c not in crm[outcome.table].columns]
+    if missing:
+        return f"table '{outcome.table}' has no column {', '.join(missing)}"
+    return None
 
 
 def train_outcomes(
     crm: CRMData,
     cfg: Config,
-    tracker: Tracker | None = None,
+    catalogue: Catalogue | None = None,
     on_outcome: Callable[[str, str], None] | None = None,
 ) -> TrainingResult:
-    """Train every configured outcome; log and register each through ``tracker`` if given.
+    """Train every configured outcome (pure: nothing is logged or registered here).
 
+    ``catalogue`` holds every attribute's role and kind (inferred if not given);
     ``on_outcome(outcome, status)`` is called as each outcome starts and ends (for progress).
     """
+    catalogue = catalogue if catalogue is not None else attribute_catalogue(crm, cfg)
     reports: dict[str, OutcomeReport] = {}
     for name in cfg.training.outcomes:
-        outcome = OUTCOMES[name]
         if on_outcome:
             on_outcome(name, "start")
-        if not crm.has(outcome.table):
-            reports[name] = OutcomeReport(name, "skipped", f"table '{outcome.table}' is absent")
-        elif missing := [c for c in outcome.needs_columns if c not in crm[outcome.table].columns]:
-            reports[name] = OutcomeReport(
-                name, "skipped", f"table '{outcome.table}' has no column {', '.join(missing)}"
-            )
+        reason = _skip_reason(crm, name)
+        if reason is not None:
+            reports[name] = OutcomeReport(name, "skipped", reason)
         else:
-            dataset = build_outcome_dataset(
-                crm, outcome, cfg.attributes, cfg.training.engagement_windows_days, cfg.leakage.deny_columns
-            )
+            dataset = build_outcome_dataset(crm, OUTCOMES[name], catalogue, cfg)
             try:
                 reports[name] = fit_outcome(dataset, cfg)
             except InsufficientDataError as err:
@@ -221,76 +226,11 @@ def train_outcomes(
                 reports[name] = OutcomeReport(
                     name, "skipped", str(err), len(dataset.y), len(y), int(y.sum()), dataset=dataset
                 )
-        report = reports[name]
-        if report.status == "skipped":
-            log.warning("%s: skipped: %s", name, report.reason)
-        elif tracker is not None:
-            log_outcome(report, cfg, tracker)
+        if reports[name].status == "skipped":
+            log.warning("%s: skipped: %s", name, reports[name].reason)
         if on_outcome:
-            on_outcome(name, report.status)
-    return TrainingResult(reports)
-
-
-def log_outcome(report: OutcomeReport, cfg: Config, tracker: Tracker) -> None:
-    """Child run with params, metrics, plots and the model; register it behind the gate."""
-    from icpkit.registry import champion_score_on, log_model, register_with_gate
-
-    assert report.model is not None and report.test is not None and report.split is not None
-    name = report.outcome
-    with tracker.start_outcome(name) as run_id:
-        report.run_id = run_id
-        tracker.log_params(
-            {
-                "outcome": name,
-                "model_kind": report.model.kind,
-                "n_rows": report.n_rows,
-                "n_labelled": report.n_labelled,
-                "n_positive": report.n_positive,
-                "split": report.split.describe(),
-                "baseline": report.baseline_params,
-                "lightgbm": {k: v for k, v in (report.tuning.params if report.tuning else {}).items()},
-                "lightgbm.best_iteration": report.tuning.best_iteration if report.tuning else None,
-                "refused_features": report.dataset.refused if report.dataset else {},
-            }
-        )
-        tracker.log_metrics(report.test.as_flat("test"))
-        for kind, evaluation in report.candidate_tests.items():
-            tracker.log_metrics(evaluation.as_flat(f"{kind}_test"))
-        tracker.log_metrics({f"{k}_val_roc_auc": v for k, v in report.validation_auc.items()})
-        tracker.log_dict(report.single_feature_auc, "diagnostics/single_feature_auc.json")
-        if report.tuning is not None:
-            tracker.log_trials(report.tuning.trials)
-        X_test, y_test = report.test_frame()
-        p_test = report.model.predict_proba(X_test)
-        title = f"{name} — {report.model.kind}, test period from {report.split.test_start.date()}"
-        tracker.log_figure(ev.plot_roc(y_test, p_test, title), "plots/roc.png")
-        tracker.log_figure(ev.plot_calibration(y_test, p_test, title), "plots/calibration.png")
-        tracker.log_figure(ev.plot_gains(y_test, p_test, title), "plots/gains.png")
-        if report.shap_values is not None and report.shap_rows is not None:
-            tracker.log_figure(
-                ev.plot_shap_summary(
-                    report.shap_values.to_numpy(), report.shap_rows, f"{name}: SHAP summary"
-                ),
-                "plots/shap_summary.png",
-            )
-        tracker.log_table(ev.gains_table(y_test, p_test), "tables/gains.csv")
-        tracker.log_table(ev.calibration_table(y_test, p_test), "tables/calibration.csv")
-
-        with tempfile.TemporaryDirectory() as tmp:
-            model_dir = report.model.save(Path(tmp) / "model")
-            example = X_test.head(5)
-            model_uri = log_model(tracker, model_dir, name=f"{name}_model", input_example=example)
-        if cfg.tracking.register_models:
-            registered = f"{cfg.tracking.model_prefix}-{name}"
-            champion = champion_score_on(tracker.tracking_uri, registered, X_test, y_test, _auc_metric)
-            report.registration = register_with_gate(
-                tracker.tracking_uri,
-                registered,
-                model_uri,
-                candidate_score=float(report.test.metrics["roc_auc"]),
-                champion_score=champion,
-            )
-            tracker.log_params({"registered_model": registered, "alias": report.registration.alias})
+            on_outcome(name, reports[name].status)
+    return TrainingResult(reports, catalogue=catalogue)
 
 
 def signal_note(auc: float, ci_low: float) -> str:
@@ -302,12 +242,11 @@ def signal_note(auc: float, ci_low: float) -> str:
     return ""
 
 
-def _auc_metric(y: np.ndarray, p: np.ndarray) -> float:
-    return float(roc_auc_score(y, p))
+def summary_table(result: TrainingResult, aliases: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per outcome: rows, positives, model, test AUC with CI, lift, alias or skip reason.
 
-
-def summary_table(result: TrainingResult) -> pd.DataFrame:
-    """One row per outcome: rows, positives, model, test AUC with CI, lift, alias or skip reason."""
+    ``aliases`` maps an outcome to the alias its registered version got (``—`` when absent).
+    """
     rows = []
     for name, r in result.reports.items():
         row: dict[str, Any] = {
@@ -324,7 +263,7 @@ def summary_table(result: TrainingResult) -> pd.DataFrame:
                 "auc_ci": f"[{lo:.3f}, {hi:.3f}]",
                 "top_decile_lift": r.test.metrics["top_decile_lift"],
                 "ece": r.test.metrics["ece"],
-                "alias": getattr(r.registration, "alias", "—"),
+                "alias": (aliases or {}).get(name, "—"),
                 "note": signal_note(r.test.metrics["roc_auc"], lo),
             }
         else:

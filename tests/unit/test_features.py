@@ -1,9 +1,16 @@
 import numpy as np
 import pandas as pd
 
-from icpkit.config import AttributesConfig
+from icpkit.config import config_from_dict
 from icpkit.data.crm import CRMData
-from icpkit.features import RECENCY_FEATURE, build_outcome_dataset, engagement_features
+from icpkit.features import (
+    RECENCY_FEATURE,
+    FeatureSpec,
+    attribute_catalogue,
+    build_outcome_dataset,
+    engagement_features,
+    raw_rows,
+)
 from icpkit.outcomes import OUTCOMES
 
 T = pd.Timestamp
@@ -37,14 +44,21 @@ ACTS = pd.DataFrame(
 )
 
 
-def _dataset(acts):
-    return build_outcome_dataset(
-        _crm(acts),
-        OUTCOMES["conversion"],
-        AttributesConfig(dimensions={"firmographic": ["industry"]}),
-        [30, 90],
-        deny_columns=["stage"],
+def _cfg(**attributes):
+    return config_from_dict(
+        {
+            "data": {"source": "unused"},
+            "attributes": {"dimensions": {"firmographic": ["industry"]}, **attributes},
+            "leakage": {"deny_columns": ["stage"]},
+            "training": {"engagement_windows_days": [30, 90]},
+        }
     )
+
+
+def _dataset(acts, crm=None, **attributes):
+    crm = crm if crm is not None else _crm(acts)
+    cfg = _cfg(**attributes)
+    return build_outcome_dataset(crm, OUTCOMES["conversion"], attribute_catalogue(crm, cfg), cfg)
 
 
 def test_engagement_counts_windows_strictly_before_as_of():
@@ -102,3 +116,73 @@ def test_recency_is_nan_when_no_earlier_activity():
 def test_expansion_label_is_empty_until_due_and_positive_when_arr_grows():
     subs = pd.DataFrame({"expansion_arr": [0.0, 500.0, np.nan]})
     assert OUTCOMES["expansion"].label(subs).tolist() == [0, 1, pd.NA]
+
+
+def _rich_crm() -> CRMData:
+    """Accounts with a date, a yes/no flag, an id-like name, an owner and a numeric code."""
+    n = 60
+    accounts = pd.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(n)],
+            "account_name": [f"Company {i}" for i in range(n)],
+            "signup_date": pd.to_datetime(["2023-01-01"] * (n // 2) + ["2024-02-01"] * (n // 2)),
+            "soc2_required": ["Yes", "No"] * (n // 2),
+            "region_code": [1.0, 2.0, 3.0] * (n // 3),
+            "account_owner": ["Ann", "Bob"] * (n // 2),
+            "tickets_90d": np.arange(n, dtype=float),
+        }
+    )
+    leads = pd.DataFrame(
+        {
+            "lead_id": [f"l{i}" for i in range(n)],
+            "account_id": accounts["account_id"],
+            "created_at": [T("2024-10-01")] * (n - 1) + [T("2023-06-01")],
+            "converted": pd.array([1, 0] * (n // 2), dtype="Int8"),
+        }
+    )
+    return CRMData(tables={"accounts": accounts, "leads": leads}, extract_date=T("2024-12-31"))
+
+
+def test_attribute_kinds_and_roles_shape_the_features():
+    crm = _rich_crm()
+    ds = _dataset(None, crm=crm, categorical=["region_code"], dimensions={"behavioral": ["tickets_90d"]})
+    X, spec = ds.X, ds.spec
+    # a date becomes its age in days at the row's as-of time, never a category
+    assert "signup_date" not in X.columns
+    assert X.loc[0, "days_since_signup_date"] == (T("2024-10-01") - T("2023-01-01")).days
+    assert np.isnan(X.loc[59, "days_since_signup_date"])  # signed up after the lead: not known then
+    # a yes/no flag is a two-value category; a numeric code declared categorical is text
+    assert set(X["soc2_required"].dropna()) == {"Yes", "No"}
+    assert set(X["region_code"].dropna()) == {"1", "2", "3"}
+    # an identifier is refused; the owner is a feature with the sales_org role, never a customer trait
+    assert "account_name" not in X.columns and "identifier" in ds.refused["account_name"]
+    assert ds.source_role["account_owner"] == "sales_org"
+    assert ds.source_role["soc2_required"] == "customer"
+    # behavioral snapshots are not used for rows older than snapshot_max_age_days (180)
+    assert spec.snapshot_columns == ["tickets_90d"]
+    assert X.loc[0, "tickets_90d"] == 0.0 and np.isnan(X.loc[59, "tickets_90d"])
+
+
+def test_account_history_is_joined_as_of_each_row():
+    crm = _rich_crm()
+    history = pd.DataFrame(
+        {
+            "account_id": ["a0", "a0", "a1"],
+            "valid_from": [T("2023-01-01"), T("2024-02-15"), T("2024-11-01")],
+            "tickets_90d": [1.0, 7.0, 3.0],
+        }
+    )
+    crm.tables["account_history"] = history
+    ds = _dataset(None, crm=crm, dimensions={"behavioral": ["tickets_90d"]})
+    assert ds.spec.history_columns == ["tickets_90d"] and ds.spec.snapshot_columns == []
+    assert ds.X.loc[0, "tickets_90d"] == 7.0  # a0 as of 2024-10-01: the 2024-02-15 record
+    assert np.isnan(ds.X.loc[1, "tickets_90d"])  # a1 first record is after its lead
+
+
+def test_registered_models_rebuild_features_from_raw_rows():
+    crm = _rich_crm()
+    crm.tables["activities"] = ACTS.assign(account_id=["a0", "a0", "a1", "a2", "a0"])
+    ds = _dataset(None, crm=crm, categorical=["region_code"])
+    spec = FeatureSpec.from_dict(ds.spec.to_dict())
+    rebuilt = spec.features(raw_rows(crm, spec), crm.extract_date)
+    pd.testing.assert_frame_equal(rebuilt, ds.X)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from icpkit.icp.diff import diff_markdown, profile_diff
+from icpkit.icp.diff import diff_text, profile_diff
 
 PREVIOUS = {
     "version": "3",
@@ -46,21 +46,20 @@ def test_profile_diff_first_version():
     assert diff["is_first_version"] is True and diff["previous_version"] is None
     assert diff["weights_moved"] == diff["traits_gained"] == diff["traits_lost"] == []
     assert diff["tier_rate_changes"] == []
-    assert "First version: nothing to compare." in diff_markdown(diff)
+    assert diff_text(diff) == "first version: nothing to compare."
 
 
-def test_diff_markdown_lists_changes():
-    text = diff_markdown(profile_diff(PREVIOUS, CURRENT))
-    assert text.startswith("## What changed since version 3")
-    assert "- employees: 30.0 → 22.0 (-8.0)" in text
-    assert "New traits: uses_crm=True" in text
-    assert "Traits no longer significant: region=EMEA" in text
-    assert "- Perfect win_rate: 0.40 → 0.45 (+0.05)" in text
+def test_diff_text_lists_changes():
+    text = diff_text(profile_diff(PREVIOUS, CURRENT))
+    assert "employees 30 → 22" in text
+    assert "new traits: uses_crm=True" in text
+    assert "traits no longer significant: region=EMEA" in text
+    assert "Perfect win_rate 0.40 → 0.45" in text
 
 
-def test_diff_markdown_says_when_nothing_changed():
-    text = diff_markdown(profile_diff(PREVIOUS, {**PREVIOUS, "version": "4", "tier_rates": {}}))
-    assert "No attribute weight, trait or tier rate changed." in text
+def test_diff_text_says_when_nothing_changed():
+    text = diff_text(profile_diff(PREVIOUS, {**PREVIOUS, "version": "4", "tier_rates": {}}))
+    assert text == "no attribute weight, trait or tier rate changed."
 
 
 def test_tier_rate_changes_below_the_threshold_are_not_news():

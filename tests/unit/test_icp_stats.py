@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import chi2_contingency, fisher_exact, mannwhitneyu
+from scipy.stats import chi2_contingency, mannwhitneyu
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 from icpkit.icp.cohorts import cohort_traits, lifetime_value, quantile_ranges, value_cohorts, value_lift
-from icpkit.icp.negative import exclusion_criteria, fit_penalty, risk_drivers
+from icpkit.icp.negative import risk_drivers
 from icpkit.icp.tier_table import check_monotone, tier_table
 
 T = pd.Timestamp
@@ -174,104 +174,6 @@ def test_quantile_ranges_merge_tied_edges():
 
 
 # ---------------------------------------------------------------------------------------- negative ICP
-
-
-def _churn_frame() -> tuple[pd.DataFrame, pd.Series]:
-    """1,000 accounts, 10% churn overall; plan X (100 rows) churns 60%, plan Z has 10 rows."""
-    plan = ["X"] * 100 + ["Y"] * 890 + ["Z"] * 10
-    bad = [1] * 60 + [0] * 40 + [1] * 39 + [0] * 851 + [1] + [0] * 9
-    # unrelated to churn: every value 10..109 ten times, in a seeded random order
-    employees = np.random.default_rng(0).permutation(np.tile(np.arange(10, 110, dtype=float), 10))
-    return pd.DataFrame({"plan": plan, "employees": employees}), pd.Series(bad)
-
-
-def test_risk_drivers_finds_high_churn_value_and_flags_small_support():
-    attrs, bad = _churn_frame()
-    drivers = risk_drivers(attrs, bad, "churn")
-    x = drivers.set_index(["attribute", "value"]).loc[("plan", "X")]
-    assert x["support"] == 100 and x["bad_count"] == 60
-    assert x["baseline_rate"] == pytest.approx(0.10) and x["lift"] == pytest.approx(6.0)
-    assert bool(x["significant"]) and x["ci_low"] > 0.10
-    assert x["p_value"] == pytest.approx(fisher_exact([[60, 40], [40, 860]]).pvalue)
-    assert (x["ci_low"], x["ci_high"]) == pytest.approx(proportion_confint(60, 100, method="wilson"))
-    z = drivers.set_index(["attribute", "value"]).loc[("plan", "Z")]
-    assert z["note"] == "too few rows" and not z["significant"] and math.isnan(z["p_value"])
-    # significant first, by lift
-    assert drivers.iloc[0]["value"] == "X"
-    tested = drivers["p_value"].notna()
-    expected = multipletests(drivers.loc[tested, "p_value"].to_numpy(), method="fdr_bh")[1]
-    np.testing.assert_allclose(drivers.loc[tested, "p_adjusted"].to_numpy(), expected)
-
-
-def test_risk_drivers_numeric_ranges_store_edges_and_skip_unlabelled():
-    attrs, bad = _churn_frame()
-    bad = bad.astype("Int64")
-    bad.iloc[-5:] = pd.NA
-    drivers = risk_drivers(attrs, bad, "churn")
-    emp = drivers[drivers["attribute"] == "employees"].sort_values("low")
-    assert list(emp["value"]) == ["< 30", "[30, 50)", "[50, 70)", "[70, 90)", ">= 90"]
-    assert emp["support"].sum() == 995
-    assert drivers[drivers["attribute"] == "plan"]["low"].isna().all()
-
-
-def test_exclusion_criteria_and_fit_penalty():
-    attrs, bad = _churn_frame()
-    drivers = risk_drivers(attrs, bad, "churn")
-    rules = exclusion_criteria(drivers)
-    assert rules == [
-        {
-            "attribute": "plan",
-            "value": "X",
-            "rule": "exclude/flag accounts where plan = X",
-            "churn_or_loss_rate": 0.6,
-            "baseline_rate": 0.1,
-            "lift": pytest.approx(6.0),
-            "support": 100,
-            "outcome": "churn",
-        }
-    ]
-    penalty = fit_penalty(attrs, drivers)
-    assert (penalty[:100] == 20.0).all() and (penalty[100:] == 0.0).all()  # 10 * (6 - 1) capped at 20
-
-
-def test_fit_penalty_sums_matched_drivers_and_matches_ranges_exactly():
-    drivers = pd.DataFrame(
-        {
-            "attribute": ["plan", "employees", "plan"],
-            "value": ["X", "[10, 50)", "Y"],
-            "lift": [1.5, 1.8, 4.0],
-            "significant": [True, True, False],
-            "low": [np.nan, 10.0, np.nan],
-            "high": [np.nan, 50.0, np.nan],
-        }
-    )
-    attrs = pd.DataFrame({"plan": ["X", "X", "Y", None], "employees": [10.0, 50.0, 20.0, np.nan]})
-    np.testing.assert_allclose(fit_penalty(attrs, drivers), [13.0, 5.0, 8.0, 0.0])
-    np.testing.assert_allclose(fit_penalty(attrs, drivers, max_penalty=6.0), [6.0, 5.0, 6.0, 0.0])
-    with pytest.raises(ValueError, match="employees"):
-        fit_penalty(attrs[["plan"]], drivers)
-
-
-def test_exclusion_rule_for_numeric_range():
-    drivers = pd.DataFrame(
-        {
-            "outcome": ["loss"] * 2,
-            "attribute": ["employees"] * 2,
-            "value": ["< 10", "[10, 50)"],
-            "support": [50, 60],
-            "bad_rate": [0.5, 0.4],
-            "baseline_rate": [0.2, 0.2],
-            "lift": [2.5, 2.0],
-            "significant": [True, True],
-            "low": [-np.inf, 10.0],
-            "high": [10.0, 50.0],
-        }
-    )
-    rules = [r["rule"] for r in exclusion_criteria(drivers)]
-    assert rules == [
-        "exclude/flag accounts where employees < 10",
-        "exclude/flag accounts where employees in [10, 50)",
-    ]
 
 
 # ------------------------------------------------------------------------------------------ tier table

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from icpkit.icp.weights import attribute_weights, blend_weights, dimension_weights, top_attributes
+from icpkit.icp.weights import attribute_weights, blend_weights, dimension_weights
 
 FEATURE_SOURCE = {"industry_software": "industry", "industry_retail": "industry"}
 SOURCE_DIMENSION = {"industry": "firmographic", "employees": "firmographic", "web_visits": "behavioral"}
@@ -37,7 +37,7 @@ def test_attribute_weights_sums_contributions_before_abs(contributions: pd.DataF
 
 def test_attribute_weights_sum_to_100_sorted_with_dimensions(contributions: pd.DataFrame) -> None:
     w = attribute_weights(contributions, FEATURE_SOURCE, {"industry": "firmographic"})
-    assert list(w.columns) == ["attribute", "dimension", "mean_abs_shap", "weight"]
+    assert list(w.columns) == ["attribute", "dimension", "role", "mean_abs_shap", "weight"]
     assert w["weight"].sum() == pytest.approx(100.0)
     assert list(w["attribute"]) == ["employees", "web_visits", "industry"]
     # Unmapped attributes fall into "other".
@@ -93,32 +93,3 @@ def test_blend_weights_renormalises_over_present_outcomes() -> None:
 def test_blend_weights_raises_when_no_outcome_present() -> None:
     with pytest.raises(ValueError, match="expansion"):
         blend_weights({"win": _weights({"industry": 100.0})}, {"expansion": 1.0})
-
-
-def test_top_attributes_heaviest_first(contributions: pd.DataFrame) -> None:
-    w = attribute_weights(contributions, FEATURE_SOURCE, SOURCE_DIMENSION)
-    assert top_attributes(w, 2) == ["employees", "web_visits"]
-    assert top_attributes(w, 10) == ["employees", "web_visits", "industry"]
-    assert np.isclose(w["weight"].sum(), 100.0)
-
-
-def test_out_of_sample_evidence_separates_signal_from_an_overfitted_noise_column() -> None:
-    from icpkit.icp.weights import out_of_sample_evidence
-
-    rng = np.random.default_rng(0)
-    X = pd.DataFrame({"signal": rng.normal(size=2000), "noise": rng.normal(size=2000)})
-    y = (rng.random(2000) < 1 / (1 + np.exp(-2 * X["signal"].to_numpy()))).astype(int)
-
-    def predict(frame: pd.DataFrame) -> np.ndarray:
-        # A model that leans on the noise column too, as an overfitted tree model does.
-        z = 2 * frame["signal"].to_numpy() + 0.3 * np.sin(40 * frame["noise"].to_numpy())
-        return 1 / (1 + np.exp(-z))
-
-    ev = out_of_sample_evidence(predict, X, y, {}, n_repeats=5, seed=1).set_index("attribute")
-    assert ev.loc["signal", "evidence"] and not ev.loc["noise", "evidence"]
-    assert ev.loc["signal", "loss_increase"] > 0.1
-
-    shap = pd.DataFrame({"signal": 2 * X["signal"], "noise": 0.3 * np.sin(40 * X["noise"])})
-    w = attribute_weights(shap, {}, {}, evidence=ev.reset_index()).set_index("attribute")
-    assert w.loc["noise", "mean_abs_shap"] > 0 and w.loc["noise", "weight"] == 0
-    assert w.loc["signal", "weight"] == pytest.approx(100.0)

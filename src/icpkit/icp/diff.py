@@ -75,31 +75,19 @@ def profile_diff(
     }
 
 
-def diff_markdown(diff: dict[str, Any]) -> str:
-    """A short markdown section "## What changed since version X" for ``icp_profile.md``."""
+def diff_text(diff: dict[str, Any]) -> str:
+    """What changed since the previous version, in one short paragraph."""
     if diff["is_first_version"]:
-        return "## What changed\n\nFirst version: nothing to compare.\n"
-    lines = [f"## What changed since version {diff['previous_version']}", ""]
+        return "first version: nothing to compare."
+    parts = []
     if diff["weights_moved"]:
-        lines.append("Attribute weights that moved:")
-        lines += [
-            f"- {m['attribute']}: {m['before']:.1f} → {m['after']:.1f} ({m['change']:+.1f})"
-            for m in diff["weights_moved"]
-        ]
-        lines.append("")
+        moves = [f"{m['attribute']} {m['before']:.0f} → {m['after']:.0f}" for m in diff["weights_moved"][:5]]
+        parts.append("weights moved: " + ", ".join(moves))
     if diff["traits_gained"]:
-        lines.append("New traits: " + ", ".join(diff["traits_gained"]))
+        parts.append("new traits: " + ", ".join(diff["traits_gained"]))
     if diff["traits_lost"]:
-        lines.append("Traits no longer significant: " + ", ".join(diff["traits_lost"]))
-    if diff["traits_gained"] or diff["traits_lost"]:
-        lines.append("")
+        parts.append("traits no longer significant: " + ", ".join(diff["traits_lost"]))
     if diff["tier_rate_changes"]:
-        lines.append("Rates per tier:")
-        lines += [
-            f"- {c['tier']} {c['rate']}: {c['before']:.2f} → {c['after']:.2f} ({c['change']:+.2f})"
-            for c in diff["tier_rate_changes"]
-        ]
-        lines.append("")
-    if len(lines) == 2:
-        lines += ["No attribute weight, trait or tier rate changed.", ""]
-    return "\n".join(lines)
+        changes = [f"{c['tier']} {c['rate']} {c['before']:.2f} → {c['after']:.2f}" for c in diff["tier_rate_changes"][:6]]
+        parts.append("rates per tier: " + ", ".join(changes))
+    return ("; ".join(parts) + ".") if parts else "no attribute weight, trait or tier rate changed."

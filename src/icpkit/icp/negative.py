@@ -1,62 +1,116 @@
 """The negative ICP: attribute values and ranges where churn (or deal loss) is significantly high.
 
-Each attribute value is compared with the rest of the rows by Fisher's exact test on the 2x2
-table (value vs rest) x (bad vs good). Fisher was chosen over a binomial test against the rest's
-rate because it treats both groups as samples: the rest's rate is estimated too, and with a small
-rest a binomial test would be overconfident. The reported ``lift`` and the Wilson interval are
-against the overall (baseline) rate, which is what a reader compares with.
+Categorical and yes/no attributes are tested value by value: Fisher's exact test of the 2x2 table
+(value vs rest) x (bad vs good). Numeric attributes are tested as a *trend* first (Mann-Whitney of
+the attribute between bad and good rows); only then is the tail of the range in the trend's
+direction — the lowest or highest quantile ranges, as one ``x < c`` or ``x >= c`` — tested, the
+tail with the most excess bad outcomes kept (Bonferroni over the tails tried). So a driver is
+monotone-consistent by construction: a middle value of an ordinal can never be one, and one
+attribute yields one range, never three overlapping ones. All p-values of one outcome are
+Benjamini-Hochberg adjusted together. ``lift`` and the Wilson interval are against the overall
+(baseline) rate, which is what a reader compares with.
+
+:func:`consolidate_rules` turns drivers into non-overlapping :class:`DriverRule` s, one per
+attribute, which the fitted ICP applies to accounts (exclusions and the fit penalty).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import fisher_exact
+from scipy.stats import fisher_exact, mannwhitneyu
+from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
-from icpkit.icp.cohorts import (
-    MISSING,
-    _bh_adjust,
-    _labelled_outcome,
-    as_float,
-    assign_ranges,
-    category_labels,
-    is_numeric_attribute,
-    quantile_ranges,
-)
+from icpkit.icp.cohorts import MISSING, as_float, category_labels, is_numeric_attribute, quantile_ranges
+from icpkit.icp.scorecard import format_number
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 DRIVER_COLUMNS = [
-    "outcome",
-    "attribute",
-    "value",
-    "support",
-    "bad_count",
-    "bad_rate",
-    "baseline_rate",
-    "lift",
-    "ci_low",
-    "ci_high",
-    "p_value",
-    "p_adjusted",
-    "significant",
-    "note",
-    "low",
-    "high",
-]
+    "outcome", "attribute", "kind", "value", "low", "high", "support", "bad_count", "bad_rate",
+    "baseline_rate", "lift", "ci_low", "ci_high", "p_value", "p_adjusted", "trend_p_adjusted",
+    "significant", "excess_bad", "note",
+]  # fmt: skip
 
 
-def _value_labels(x: pd.Series, bins: int) -> tuple[pd.Series, dict[str, tuple[float, float]]]:
-    """Value label per row and, for numeric ranges, ``label -> (low, high)``."""
-    if is_numeric_attribute(x):
-        ranges = quantile_ranges(x, bins)
-        bounds = {r.value: (r.low, r.high) for r in ranges.itertuples(index=False)}
-        return assign_ranges(x, ranges), bounds
-    return category_labels(x), {}
+def _stats(support: int, bad: int, n_total: int, total_bad: int, alpha: float) -> dict[str, float]:
+    """Rate, lift, Wilson CI and the Fisher p-value of one group against the rest."""
+    baseline = total_bad / n_total if n_total else math.nan
+    ci_low, ci_high = proportion_confint(bad, support, alpha=alpha, method="wilson")
+    rest, rest_bad = n_total - support, total_bad - bad
+    p_value = math.nan
+    if rest > 0:
+        p_value = float(fisher_exact([[bad, support - bad], [rest_bad, rest - rest_bad]]).pvalue)
+    rate = bad / support
+    return {
+        "support": support,
+        "bad_count": bad,
+        "bad_rate": rate,
+        "baseline_rate": baseline,
+        "lift": rate / baseline if baseline > 0 else math.nan,
+        "ci_low": float(ci_low),
+        "ci_high": float(ci_high),
+        "p_value": p_value,
+        "excess_bad": support * (rate - baseline),
+    }
+
+
+def _category_tests(col: str, x: pd.Series, y: np.ndarray, min_support: int, alpha: float) -> list[dict]:
+    labels = category_labels(x).to_numpy()
+    n, total_bad = len(y), int(y.sum())
+    rows = []
+    for value in pd.unique(labels):
+        mask = labels == value
+        support, bad = int(mask.sum()), int(y[mask].sum())
+        base = {"attribute": col, "kind": "category", "value": str(value), "low": math.nan, "high": math.nan}
+        if support < min_support or support == n:
+            note = "too few rows" if support < min_support else "same value for all rows"
+            rows.append({**base, **_stats(support, bad, n, total_bad, alpha), "p_value": math.nan, "note": note})
+            continue
+        rows.append({**base, **_stats(support, bad, n, total_bad, alpha), "note": ""})
+    return rows
+
+
+def _tails(v: np.ndarray, direction: int, bins: int) -> list[tuple[str, float, float]]:
+    """Candidate tails ``(label, low, high)`` in the trend's direction, from quantile edges."""
+    ranges = quantile_ranges(pd.Series(v), bins)
+    edges = ranges["high"].to_numpy()[:-1] if len(ranges) > 1 else np.array([])
+    if direction < 0:
+        return [(f"< {format_number(e)}", -math.inf, float(e)) for e in edges]
+    return [(f">= {format_number(e)}", float(e), math.inf) for e in edges[::-1]]
+
+
+def _numeric_test(
+    col: str, x: pd.Series, y: np.ndarray, min_support: int, alpha: float, bins: int
+) -> tuple[dict | None, float]:
+    """The best tail in the trend's direction (or None), and the trend test's p-value."""
+    v = as_float(x).to_numpy()
+    known = ~np.isnan(v)
+    bad_v, good_v = v[known & (y == 1)], v[known & (y == 0)]
+    if len(bad_v) < 2 or len(good_v) < 2 or np.unique(v[known]).size < 2:
+        return None, math.nan
+    res = mannwhitneyu(bad_v, good_v, alternative="two-sided")
+    direction = 1 if res.statistic > len(bad_v) * len(good_v) / 2 else -1
+    n, total_bad = int(known.sum()), int(y[known].sum())
+    best = None
+    candidates = _tails(v[known], direction, bins)
+    for label, low, high in candidates:
+        mask = (v[known] >= low) & (v[known] < high)
+        support = int(mask.sum())
+        if support < min_support or n - support < min_support:
+            continue
+        stats = _stats(support, int(y[known][mask].sum()), n, total_bad, alpha)
+        if best is None or stats["excess_bad"] > best["excess_bad"]:
+            best = {"attribute": col, "kind": "range", "value": label, "low": low, "high": high, **stats, "note": ""}
+    if best is not None and not math.isnan(best["p_value"]):
+        best["p_value"] = min(1.0, best["p_value"] * len(candidates))  # Bonferroni over the tails tried
+    return best, float(res.pvalue)
 
 
 def risk_drivers(
@@ -67,140 +121,190 @@ def risk_drivers(
     alpha: float = 0.05,
     bins: int = 5,
 ) -> pd.DataFrame:
-    """Attribute values whose bad-outcome rate (churn, loss) is significantly above the baseline.
+    """Attribute values and tails whose bad-outcome rate (churn, loss) is significantly high.
 
-    Categorical attributes are tested value by value (missing as ``"missing"``); numeric ones by
-    quantile range (``bins`` ranges, e.g. ``"[10, 50)"``, plus ``"missing"``), with the range
-    bounds kept in ``low`` / ``high`` (NaN for categorical values) so :func:`fit_penalty` matches
-    exactly. Each value is tested against the rest by a two-sided Fisher exact test, and the
-    p-values of all tested values are Benjamini-Hochberg adjusted together.
+    Parameters
+    ----------
+    attributes : pandas.DataFrame
+        Prepared attribute columns (numbers, or text categories; booleans as two categories).
+    bad : pandas.Series
+        1 where the account churned / the deal was lost, 0 otherwise; NA rows are left out.
+    outcome_name : str
+        Written into the ``outcome`` column ("churn", "loss").
+    min_support, alpha, bins : optional
+        Fewest rows a group needs; false discovery rate; quantile ranges tried for numeric tails.
 
-    A value is a ``significant`` driver when ``p_adjusted < alpha``, ``lift > 1`` and the lower
-    Wilson bound of its bad rate is above the baseline. Values with fewer than ``min_support``
-    rows are reported with note "too few rows" and not tested.
-
-    Args:
-        attributes: one row per account (or deal).
-        bad: 1 where the account churned / the deal was lost, 0 otherwise; NA rows are left out.
-        outcome_name: written into the ``outcome`` column (e.g. "churn", "loss").
-        min_support: fewest rows a value needs to be tested.
-        alpha: false discovery rate.
-        bins: number of quantile ranges for numeric attributes.
-
-    Returns:
-        One row per attribute value, significant drivers first by lift descending.
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`DRIVER_COLUMNS`; ``significant`` drivers first by ``excess_bad`` (bad outcomes above
+        what the baseline rate would give: ``support x (rate - baseline)``).
     """
-    y, labelled = _labelled_outcome(bad, attributes.index)
-    excluded = int((~labelled).sum())
-    if excluded:
-        logger.info("risk_drivers(%s): %d rows without a label left out", outcome_name, excluded)
-    x_all = attributes[labelled]
-    n_total = len(y)
-    total_bad = float(y.sum())
-    baseline = total_bad / n_total if n_total else math.nan
-    rows = []
-    for col in x_all.columns:
-        labels, bounds = _value_labels(x_all[col], bins)
-        grouped = y.groupby(labels.to_numpy()).agg(["size", "sum"])
-        for value, (support, bad_count) in zip(
-            grouped.index, grouped[["size", "sum"]].itertuples(index=False), strict=True
-        ):
-            support, bad_count = int(support), int(bad_count)
-            low, high = bounds.get(value, (math.nan, math.nan))
-            ci_low, ci_high = proportion_confint(bad_count, support, alpha=alpha, method="wilson")
-            rest, rest_bad = n_total - support, int(total_bad) - bad_count
-            p_value, note = math.nan, ""
-            if support < min_support:
-                note = "too few rows"
-            elif rest == 0:
-                note = "same value for all rows"
-            else:
-                table = [[bad_count, support - bad_count], [rest_bad, rest - rest_bad]]
-                p_value = float(fisher_exact(table, alternative="two-sided").pvalue)
-            bad_rate = bad_count / support
-            rows.append(
-                {
-                    "outcome": outcome_name,
-                    "attribute": str(col),
-                    "value": str(value),
-                    "support": support,
-                    "bad_count": bad_count,
-                    "bad_rate": bad_rate,
-                    "baseline_rate": baseline,
-                    "lift": bad_rate / baseline if baseline > 0 else math.nan,
-                    "ci_low": float(ci_low),
-                    "ci_high": float(ci_high),
-                    "p_value": p_value,
-                    "note": note,
-                    "low": float(low),
-                    "high": float(high),
-                }
-            )
-    out = pd.DataFrame(rows, columns=[c for c in DRIVER_COLUMNS if c not in ("p_adjusted", "significant")])
-    out["p_adjusted"] = _bh_adjust(out["p_value"])
+    y_all = as_float(bad.reset_index(drop=True))
+    labelled = y_all.notna().to_numpy()
+    y = y_all[labelled].to_numpy().astype(int)
+    X = attributes.reset_index(drop=True)[labelled]
+    rows, trend = [], {}
+    for col in X.columns:
+        if is_numeric_attribute(X[col]):
+            best, trend[str(col)] = _numeric_test(str(col), X[col], y, min_support, alpha, bins)
+            rows += [best] if best is not None else []
+            missing = X[col].isna()
+            if missing.any():
+                rows += [r for r in _category_tests(str(col), missing.map({True: MISSING, False: "known"}), y,
+                                                     min_support, alpha) if r["value"] == MISSING]  # fmt: skip
+        else:
+            rows += _category_tests(str(col), X[col], y, min_support, alpha)
+    return _finish(pd.DataFrame(rows), trend, outcome_name, alpha)
+
+
+def _bh(p: pd.Series) -> pd.Series:
+    out = pd.Series(np.nan, index=p.index, dtype=float)
+    tested = p.notna()
+    if tested.any():
+        out[tested] = multipletests(p[tested].to_numpy(dtype=float), method="fdr_bh")[1]
+    return out
+
+
+def _finish(out: pd.DataFrame, trend: dict[str, float], outcome: str, alpha: float) -> pd.DataFrame:
+    if out.empty:
+        return pd.DataFrame(columns=DRIVER_COLUMNS).astype({"significant": bool})
+    out.insert(0, "outcome", outcome)
+    out["p_adjusted"] = _bh(out["p_value"])
+    trend_adj = _bh(pd.Series(trend, dtype=float))
+    out["trend_p_adjusted"] = out["attribute"].map(trend_adj).where(out["kind"] == "range")
+    trend_ok = (out["kind"] != "range") | (out["trend_p_adjusted"] < alpha)
     out["significant"] = (
-        (out["p_adjusted"] < alpha) & (out["lift"] > 1) & (out["ci_low"] > out["baseline_rate"])
+        (out["p_adjusted"] < alpha) & (out["lift"] > 1) & (out["ci_low"] > out["baseline_rate"]) & trend_ok
     ).astype(bool)
-    out = out.sort_values(
-        ["significant", "lift"], ascending=[False, False], kind="stable", na_position="last"
-    )
+    out = out.sort_values(["significant", "excess_bad"], ascending=[False, False], kind="stable", na_position="last")
     return out[DRIVER_COLUMNS].reset_index(drop=True)
 
 
-def _condition(attribute: str, value: str, low: float) -> str:
-    """Readable condition: ``industry = Retail``, ``employees in [10, 50)``, ``employees < 10``."""
-    if math.isnan(low) and value == MISSING:
-        return f"{attribute} is missing"
-    if value.startswith(("<", ">=")):
-        return f"{attribute} {value}"
-    if value.startswith("["):
-        return f"{attribute} in {value}"
-    return f"{attribute} = {value}"
+# ---------------------------------------------------------------------------------------------
+# rules the fitted ICP applies
 
 
-def exclusion_criteria(drivers: pd.DataFrame, min_lift: float = 1.5) -> list[dict]:
-    """Significant drivers with ``lift >= min_lift`` as readable exclude/flag rules (JSON-safe)."""
-    chosen = drivers[drivers["significant"] & (drivers["lift"] >= min_lift)]
-    return [
-        {
-            "attribute": str(r.attribute),
-            "value": str(r.value),
-            "rule": f"exclude/flag accounts where {_condition(str(r.attribute), str(r.value), float(r.low))}",
-            "churn_or_loss_rate": float(r.bad_rate),
-            "baseline_rate": float(r.baseline_rate),
-            "lift": float(r.lift),
-            "support": int(r.support),
-            "outcome": str(r.outcome),
-        }
-        for r in chosen.itertuples(index=False)
-    ]
+@dataclass
+class DriverRule:
+    """One non-overlapping condition on one attribute, from one or more drivers.
 
-
-def match_driver(x: pd.Series, value: str, low: float, high: float) -> np.ndarray:
-    """Boolean mask of rows of ``x`` that have a driver's value (or fall in its range)."""
-    if not (math.isnan(low) and math.isnan(high)):
-        v = as_float(x).to_numpy()
-        return (v >= low) & (v < high)
-    return (category_labels(x) == value).to_numpy()
-
-
-def fit_penalty(attributes: pd.DataFrame, drivers: pd.DataFrame, max_penalty: float = 20.0) -> np.ndarray:
-    """Penalty points per row for matching significant risk drivers.
-
-    Each matched significant driver costs ``min(max_penalty, 10 * (lift - 1))`` points (a driver
-    that doubles churn costs 10); the total per row is capped at ``max_penalty``.
-
-    Raises:
-        ValueError: a significant driver's attribute is not a column of ``attributes``.
+    ``kind`` is ``"in"`` (``values``), ``"below"`` (``< high``), ``"at_least"`` (``>= low``) or
+    ``"missing"``. It matches prepared attribute columns (text categories, numbers).
     """
-    significant = drivers[drivers["significant"]]
-    missing = sorted(set(significant["attribute"]) - set(map(str, attributes.columns)))
-    if missing:
-        raise ValueError(f"fit_penalty: attributes lack columns used by risk drivers: {missing}")
-    columns = {str(c): c for c in attributes.columns}
-    penalty = np.zeros(len(attributes), dtype=float)
-    for r in significant.itertuples(index=False):
-        points = min(max_penalty, 10.0 * (float(r.lift) - 1.0))
-        mask = match_driver(attributes[columns[r.attribute]], str(r.value), float(r.low), float(r.high))
-        penalty += np.where(mask, points, 0.0)
-    return np.minimum(penalty, max_penalty)
+
+    attribute: str
+    kind: str
+    values: list[str] = field(default_factory=list)
+    low: float | None = None
+    high: float | None = None
+    outcomes: list[str] = field(default_factory=list)
+    lift: float = 1.0
+    bad_rate: float = math.nan
+    baseline_rate: float = math.nan
+    support: int = 0
+    excess_bad: float = 0.0
+    points: float = 0.0
+    accounts: int = 0
+
+    def matches(self, frame: pd.DataFrame) -> np.ndarray:
+        """Boolean mask of rows of ``frame`` this rule applies to (missing column: none)."""
+        if self.attribute not in frame.columns:
+            return np.zeros(len(frame), dtype=bool)
+        s = frame[self.attribute]
+        if self.kind == "missing":
+            return s.isna().to_numpy()
+        if self.kind == "in":
+            return category_labels(s).isin(self.values).to_numpy()
+        v = as_float(s).to_numpy()
+        with np.errstate(invalid="ignore"):
+            return (v < self.high) if self.kind == "below" else (v >= self.low)
+
+    def condition(self) -> str:
+        if self.kind == "missing":
+            return f"{self.attribute} is missing"
+        if self.kind == "in":
+            return f"{self.attribute} = {self.values[0]}" if len(self.values) == 1 else (
+                f"{self.attribute} in {{{', '.join(self.values)}}}"
+            )
+        return f"{self.attribute} < {format_number(self.high)}" if self.kind == "below" else (
+            f"{self.attribute} >= {format_number(self.low)}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["condition"] = self.condition()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DriverRule:
+        return cls(**{k: v for k, v in d.items() if k != "condition"})
+
+
+def _rule_of(driver: dict) -> DriverRule:
+    if driver["kind"] == "range":
+        below = math.isinf(float(driver["low"]))
+        kind, low, high = ("below", None, float(driver["high"])) if below else ("at_least", float(driver["low"]), None)
+        rule = DriverRule(str(driver["attribute"]), kind, low=low, high=high)
+    elif driver["value"] == MISSING:
+        rule = DriverRule(str(driver["attribute"]), "missing")
+    else:
+        rule = DriverRule(str(driver["attribute"]), "in", values=[str(driver["value"])])
+    rule.outcomes = [str(driver["outcome"])]
+    for key in ("lift", "bad_rate", "baseline_rate", "support", "excess_bad"):
+        setattr(rule, key, float(driver[key]) if key != "support" else int(driver[key]))
+    return rule
+
+
+def consolidate_rules(drivers: pd.DataFrame) -> list[DriverRule]:
+    """Non-overlapping rules, merged across outcomes, strongest first.
+
+    A category value is one rule (the same value found for churn and for loss is one rule naming
+    both); of several ranges on one attribute the one with the most excess bad outcomes is kept,
+    so no two rules overlap.
+    """
+    rules: dict[tuple[str, ...], DriverRule] = {}
+    for d in drivers.sort_values("excess_bad", ascending=False, kind="stable").to_dict(orient="records"):
+        rule = _rule_of(d)
+        key = (rule.attribute, "range") if rule.kind in ("below", "at_least") else (rule.attribute, rule.kind, *rule.values)
+        if key in rules:
+            rules[key].outcomes = sorted(set(rules[key].outcomes) | set(rule.outcomes))
+        else:
+            rules[key] = rule
+    return sorted(rules.values(), key=lambda r: -r.excess_bad)
+
+
+def count_matches(rules: list[DriverRule], frame: pd.DataFrame) -> list[DriverRule]:
+    """Set each rule's ``accounts``: how many rows of ``frame`` (the book) it applies to."""
+    for rule in rules:
+        rule.accounts = int(rule.matches(frame).sum())
+    return rules
+
+
+def penalty_points(rules: list[DriverRule], frame: pd.DataFrame, max_points: float) -> np.ndarray:
+    """Penalty per row: each matching rule costs its ``points``; at most ``max_points`` in all."""
+    total = np.zeros(len(frame), dtype=float)
+    for rule in rules:
+        total += np.where(rule.matches(frame), rule.points, 0.0)
+    return np.minimum(total, max_points)
+
+
+def cap_share(
+    rules: list[DriverRule], frame: pd.DataFrame, max_share: float
+) -> tuple[list[DriverRule], list[DriverRule]]:
+    """Keep rules, highest lift first, while together they touch at most ``max_share`` of the book.
+
+    A rule that touches half the book with a small lift says little about any one account, while a
+    specific high-risk value is what a penalty or an exclusion is for. Returns the kept rules and the
+    left-out ones (the profile says why).
+    """
+    kept, left_out = [], []
+    hit = np.zeros(len(frame), dtype=bool)
+    for rule in sorted(rules, key=lambda r: -r.lift):
+        together = hit | rule.matches(frame)
+        if together.mean() <= max_share:
+            kept.append(rule)
+            hit = together
+        else:
+            left_out.append(rule)
+    return sorted(kept, key=lambda r: -r.excess_bad), left_out

@@ -25,7 +25,7 @@ from scipy.stats import spearmanr
 __all__ = ["AdditiveScorecard", "FeatureTable"]
 
 _FORMAT = "icpkit.additive_scorecard"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 # LightGBM's kZeroThreshold (declared as the float literal 1e-35f, hence the float32 round trip):
 # |x| <= this is read as 0.0 at prediction and counts as zero for missing_type "Zero".
 _ZERO_THRESHOLD = float(np.float32(1e-35))
@@ -57,6 +57,26 @@ class FeatureTable:
         """Every value ``g_f`` can take."""
         values = self.category_values if self.categorical else self.bin_values
         return [*values, self.missing_value]
+
+    def entry_index(self, values: np.ndarray) -> np.ndarray:
+        """Index into :meth:`entries` of each raw value (the last index is missing / unseen)."""
+        vals = np.asarray(values, dtype=float)
+        if self.categorical:
+            missing = len(self.categories)
+            out = np.full(vals.shape, missing, dtype=np.int64)
+            codes = _category_codes(vals)
+            if self.categories:
+                cats = np.asarray(self.categories, dtype=np.int64)
+                order = np.argsort(cats)
+                pos = np.clip(np.searchsorted(cats[order], codes), 0, len(cats) - 1)
+                hit = (codes >= 0) & (cats[order][pos] == codes)
+                out[hit] = order[pos[hit]]
+            return out
+        missing_mask = np.isnan(vals)
+        if self.zero_as_missing:
+            missing_mask |= np.abs(vals) <= _ZERO_THRESHOLD
+        idx = np.searchsorted(np.asarray(self.thresholds, dtype=float), vals, side="left")
+        return np.where(missing_mask, len(self.bin_values), idx).astype(np.int64)
 
     def lookup(self, values: np.ndarray) -> np.ndarray:
         """``g_f`` of raw column values (float array, NaN = missing)."""
@@ -169,36 +189,87 @@ def _distill_categorical(name: str, trees: list[dict[str, Any]], seen_codes: np.
     )
 
 
-def _format_number(value: float) -> str:
-    return f"{value:.6g}"
+def format_number(value: float) -> str:
+    """A threshold or value as a reader wants it: ``0`` (not ``1e-35``), ``12``, ``2.5``, ``12,346``."""
+    v = float(value)
+    if abs(v) < 1e-9:
+        return "0"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if float(round(v, 2)).is_integer():
+        return str(int(round(v)))
+    return f"{v:.3g}"
+
+
+def allot_points(spans: np.ndarray, total: int = 100) -> np.ndarray:
+    """Integer maximum points per feature, proportional to its span, summing to ``total``.
+
+    Largest remainders: the floor of each share, then one more point to the largest remainders,
+    so the best possible account has exactly ``total`` points and every table is integer.
+    """
+    spans = np.asarray(spans, dtype=float)
+    if spans.sum() <= 0:
+        return np.zeros(len(spans), dtype=int)
+    share = total * spans / spans.sum()
+    out = np.floor(share).astype(int)
+    extra = total - int(out.sum())
+    out[np.argsort(-(share - out), kind="stable")[:extra]] += 1
+    return out
+
+
+def _range_labels(thresholds: list[float], integer_valued: bool) -> list[str]:
+    """Labels of the bins ``(t[i-1], t[i]]``: ``"<= 5"``, ``"6-20"`` (integers) or ``"(5, 20]"``."""
+    if not thresholds:
+        return ["any value"]
+    if integer_valued:
+        edges = [int(np.floor(t + 1e-9)) for t in thresholds]
+        labels = [f"<= {edges[0]}"]
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            labels.append(f"{lo + 1}" if hi == lo + 1 else f"{lo + 1}-{hi}")
+        labels.append(f">= {edges[-1] + 1}")
+        return labels
+    cuts = [format_number(t) for t in thresholds]
+    return [f"<= {cuts[0]}", *(f"({a}, {b}]" for a, b in zip(cuts[:-1], cuts[1:], strict=True)), f"> {cuts[-1]}"]
 
 
 @dataclass
 class AdditiveScorecard:
     """Points scorecard: one lookup table per feature, exact w.r.t. the additive LightGBM it came from.
 
-    Build it with :meth:`AdditiveScorecard.fit`; load a saved one with :meth:`load`.
+    Every feature's values fall into *entries* (its numeric ranges, or its categories, plus one
+    entry for missing / unseen). Each entry has a raw contribution (log-odds, exact) and integer
+    points: 0 for the feature's worst entry up to the feature's maximum, maxima summing to 100.
+    An account's fit points are the sum of its entries' points — the points table *is* the score,
+    and the reasons quote the same numbers.
 
-    Attributes:
-        features: model features, in model order.
-        categorical: features that hold integer category codes.
-        tables: feature -> distilled ``g_f``.
-        base: raw-score constant (trees without splits).
-        scale: points per raw-score unit, so the best possible account totals 100 points.
-        mean_points: average (unrounded) points per feature on the training rows; reasons are relative
-            to it.
-        category_labels: categorical feature -> label by code, for readable tables and reasons.
-        num_iterations: boosting rounds kept.
-        params: LightGBM parameters used.
+    Attributes
+    ----------
+    features : list of str
+        Model features, in model order.
+    categorical : list of str
+        Features that hold integer category codes.
+    tables : dict
+        Feature -> distilled ``g_f`` (:class:`FeatureTable`).
+    base : float
+        Raw-score constant (trees without splits).
+    max_points : dict
+        Feature -> its integer maximum points (sum 100, or 0 for a scorecard with no splits).
+    mean_points : dict
+        Feature -> average points on the training rows; reasons are relative to it.
+    category_labels : dict
+        Categorical feature -> label by code.
+    integer_valued : dict
+        Numeric feature -> whether its training values are whole numbers (for range labels).
     """
 
     features: list[str]
     categorical: list[str]
     tables: dict[str, FeatureTable]
     base: float
-    scale: float
+    max_points: dict[str, int]
     mean_points: dict[str, float]
     category_labels: dict[str, list[str]] = field(default_factory=dict)
+    integer_valued: dict[str, bool] = field(default_factory=dict)
     num_iterations: int = 0
     params: dict[str, Any] = field(default_factory=dict)
     # Kept only on a freshly fitted scorecard, to check the distillation; never serialised.
@@ -213,7 +284,7 @@ class AdditiveScorecard:
         seed: int,
         X_valid: pd.DataFrame | None = None,
         y_valid: np.ndarray | pd.Series | None = None,
-        num_threads: int = 2,
+        num_threads: int = 1,
         category_labels: dict[str, list[str]] | None = None,
         num_boost_round: int = 300,
         sample_weight: np.ndarray | None = None,
@@ -223,22 +294,32 @@ class AdditiveScorecard:
     ) -> AdditiveScorecard:
         """Train an additive LightGBM on numeric/code columns and distill it into points tables.
 
-        Args:
-            X: numeric columns; categorical columns hold integer codes (-1 or NaN = missing).
-            y: binary label 0/1.
-            categorical: columns of ``X`` that are category codes.
-            seed: seed for LightGBM.
-            X_valid, y_valid: optional validation set; if given, rounds are chosen by early stopping
-                (at most ``num_boost_round``).
-            num_threads: LightGBM threads.
-            category_labels: categorical column -> labels by code, e.g. ``{"industry": ["Retail", ...]}``.
-            num_boost_round: rounds without a validation set, or the cap with one.
-            sample_weight: optional row weights (e.g. to let several outcomes count equally).
-            max_bin: histogram bins per numeric feature; few bins keep the points table short
-                enough for a salesperson to read (at most ``max_bin`` ranges per attribute).
-            init_score, valid_init_score: optional per-row offsets (log-odds) the trees start
-                from, e.g. each outcome's base rate when rows of several outcomes are stacked, so
-                the points carry only the attributes' effects. Not part of the scorecard.
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Numeric columns; categorical columns hold integer codes (-1 or NaN = missing).
+        y : array-like
+            Binary label 0/1.
+        categorical : list of str
+            Columns of ``X`` that are category codes.
+        seed : int
+            Seed for LightGBM.
+        X_valid, y_valid : optional
+            Validation rows; if given, rounds are chosen by early stopping (at most
+            ``num_boost_round``).
+        num_threads : int
+            LightGBM threads.
+        category_labels : dict, optional
+            Categorical column -> labels by code, e.g. ``{"industry": ["Retail", ...]}``.
+        num_boost_round : int
+            Rounds without a validation set, or the cap with one.
+        sample_weight : array-like, optional
+            Row weights (e.g. to let several outcomes count equally).
+        max_bin : int
+            Histogram bins per numeric feature: few bins keep the table short enough to read.
+        init_score, valid_init_score : array-like, optional
+            Per-row offsets (log-odds) the trees start from, e.g. each outcome's base rate when
+            rows of several outcomes are stacked, so the points carry only the attributes' effects.
         """
         features = [str(c) for c in X.columns]
         unknown = sorted(set(categorical) - set(features))
@@ -248,47 +329,13 @@ class AdditiveScorecard:
         label = np.asarray(y, dtype=float)
         if not np.isin(label, (0.0, 1.0)).all():
             raise ValueError("y must be binary 0/1")
-        params: dict[str, Any] = {
-            "objective": "binary",
-            "seed": int(seed),
-            "deterministic": True,
-            "force_row_wise": True,
-            "num_threads": int(num_threads),
-            "verbose": -1,
-            "learning_rate": 0.05,
-            "num_leaves": 8,
-            "min_data_in_leaf": 50,
-            "max_bin": int(max_bin),
-            # One feature per tree makes the model additive, hence exactly representable as tables.
-            "interaction_constraints": [[i] for i in range(len(features))],
-        }
+        params = _params(seed, num_threads, max_bin, len(features))
         cat_features = [f for f in features if f in set(categorical)]
-        dtrain = lgb.Dataset(
-            train,
-            label=label,
-            weight=None if sample_weight is None else np.asarray(sample_weight, dtype=float),
-            init_score=None if init_score is None else np.asarray(init_score, dtype=float),
-            feature_name=features,
-            categorical_feature=cat_features,
-            free_raw_data=True,
-        )
-        valid_sets, callbacks = [], []
-        if X_valid is not None:
-            if y_valid is None:
-                raise ValueError("X_valid given without y_valid")
-            dvalid = lgb.Dataset(
-                _as_matrix(X_valid, features, categorical),
-                label=np.asarray(y_valid, dtype=float),
-                init_score=None if valid_init_score is None else np.asarray(valid_init_score, dtype=float),
-                reference=dtrain,
-            )
-            valid_sets = [dvalid]
-            callbacks = [lgb.early_stopping(_EARLY_STOPPING_ROUNDS, verbose=False)]
-        booster = lgb.train(
-            params, dtrain, num_boost_round=num_boost_round, valid_sets=valid_sets, callbacks=callbacks
-        )
-        n_iter = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
-
+        params["monotone_constraints"] = _monotone_directions(train, label, features, set(cat_features))
+        booster, n_iter = _train(
+            params, train, label, features, cat_features, sample_weight, init_score,
+            X_valid, y_valid, valid_init_score, num_boost_round, categorical,
+        )  # fmt: skip
         base, by_feature = _trees_by_feature(booster.dump_model(num_iteration=n_iter), len(features))
         tables: dict[str, FeatureTable] = {}
         for i, name in enumerate(features):
@@ -297,17 +344,21 @@ class AdditiveScorecard:
                 tables[name] = _distill_categorical(name, by_feature[i], np.unique(codes[codes >= 0]))
             else:
                 tables[name] = _distill_numeric(name, by_feature[i])
-
-        span = sum(max(t.entries()) - min(t.entries()) for t in tables.values())
+        spans = np.array([max(t.entries()) - min(t.entries()) for t in tables.values()])
+        integer_valued = {
+            f: bool(np.all(np.isnan(train[:, i]) | (train[:, i] == np.round(train[:, i]))))
+            for i, f in enumerate(features)
+            if f not in cat_features
+        }
         scorecard = cls(
             features=features,
             categorical=cat_features,
             tables=tables,
             base=base,
-            # A model without splits has nothing to rank; every account then gets 0 points.
-            scale=100.0 / span if span > 0 else 0.0,
+            max_points={f: int(p) for f, p in zip(features, allot_points(spans), strict=True)},
             mean_points={},
             category_labels={k: [str(v) for v in vals] for k, vals in (category_labels or {}).items()},
+            integer_valued=integer_valued,
             num_iterations=int(n_iter),
             params=params,
             _booster=booster,
@@ -316,58 +367,88 @@ class AdditiveScorecard:
         scorecard.mean_points = {f: float(train_points[f].mean()) for f in features}
         return scorecard
 
-    # -- scoring -------------------------------------------------------------------------------
+    # -- entries and points ------------------------------------------------------------------
 
-    def _contributions(self, X: pd.DataFrame) -> np.ndarray:
+    def _entry_index(self, X: pd.DataFrame) -> np.ndarray:
+        """(rows, features) index of each value's entry; the last entry of a feature is missing."""
         matrix = _as_matrix(X, self.features, self.categorical)
-        return np.column_stack([self.tables[f].lookup(matrix[:, i]) for i, f in enumerate(self.features)])
+        out = np.empty(matrix.shape, dtype=np.int64)
+        for j, f in enumerate(self.features):
+            out[:, j] = self.tables[f].entry_index(matrix[:, j])
+        return out
 
-    def raw_score(self, X: pd.DataFrame) -> np.ndarray:
-        """The model's raw (log-odds) score, from the lookup tables alone."""
-        return self.base + self._contributions(X).sum(axis=1)
+    def entry_points(self, feature: str) -> np.ndarray:
+        """Integer points of each entry of ``feature`` (ranges or categories, then missing)."""
+        values = np.asarray(self.tables[feature].entries(), dtype=float)
+        span = values.max() - values.min()
+        if span <= 0:
+            return np.zeros(len(values), dtype=np.int64)
+        return np.round((values - values.min()) / span * self.max_points[feature]).astype(np.int64)
 
-    def points(self, X: pd.DataFrame, rounded: bool = False) -> pd.DataFrame:
-        """Points per row and feature; unrounded by default so rows sum to :meth:`score`."""
-        offsets = np.array([min(self.tables[f].entries()) for f in self.features])
-        pts = self.scale * (self._contributions(X) - offsets)
-        if rounded:
-            pts = np.round(pts)
+    def entry_labels(self, feature: str) -> list[str]:
+        """Readable label of each entry of ``feature``, in entry order."""
+        table = self.tables[feature]
+        if table.categorical:
+            return [*(self._category_label(feature, c) for c in table.categories), _OTHER_LABEL]
+        return [*_range_labels(table.thresholds, self.integer_valued.get(feature, False)), _MISSING_LABEL]
+
+    def points(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Integer points per row and feature; rows sum to :meth:`score`."""
+        idx = self._entry_index(X)
+        pts = np.column_stack(
+            [self.entry_points(f)[idx[:, j]] for j, f in enumerate(self.features)]
+        ) if self.features else np.zeros((len(X), 0), dtype=np.int64)
         return pd.DataFrame(pts, columns=self.features, index=X.index)
 
     def score(self, X: pd.DataFrame) -> np.ndarray:
-        """Scorecard total in [0, 100]; monotone in the raw score."""
-        # Clip only guards float round-off at the ends (e.g. 100.00000000000001).
-        return np.clip(self.points(X).to_numpy().sum(axis=1), 0.0, 100.0)
+        """Fit points in [0, 100]: the sum of the points table's entries for each row."""
+        return self.points(X).to_numpy().sum(axis=1).astype(np.int64)
+
+    def raw_score(self, X: pd.DataFrame) -> np.ndarray:
+        """The model's raw (log-odds) score, from the lookup tables alone (exact)."""
+        matrix = _as_matrix(X, self.features, self.categorical)
+        contrib = [self.tables[f].lookup(matrix[:, i]) for i, f in enumerate(self.features)]
+        return self.base + (np.column_stack(contrib).sum(axis=1) if contrib else np.zeros(len(X)))
 
     def reasons(self, X: pd.DataFrame, top_n: int = 3) -> pd.DataFrame:
-        """Top reasons up and down per row, relative to each feature's average training points.
+        """Top reasons up and down per row, in the points table's own numbers.
 
-        Returns:
-            Columns reasons_up, reasons_down: "; "-joined strings like "industry = Software (+18)".
-            Differences that round to 0 points are left out.
+        A reason reads ``"industry = Software (+18 of 20)"``: the row's points for the attribute
+        and its maximum, exactly as in :meth:`points_table`. Reasons up are the attributes where the
+        row earns most above the book's average points, reasons down most below; differences under
+        half a point are left out. Vectorised: an argsort on the points matrix and lookups into
+        per-entry text, so a million rows take seconds.
         """
-        matrix = _as_matrix(X, self.features, self.categorical)
-        delta = self.points(X).to_numpy() - np.array([self.mean_points[f] for f in self.features])
-        rounded = np.round(delta).astype(int)
-        order = np.argsort(-delta, axis=1, kind="stable")
-        ups, downs = [], []
-        for r in range(delta.shape[0]):
-            row_up = [j for j in order[r] if rounded[r, j] > 0][:top_n]
-            row_down = [j for j in order[r][::-1] if rounded[r, j] < 0][:top_n]
-            ups.append("; ".join(self._reason(j, matrix[r, j], rounded[r, j]) for j in row_up))
-            downs.append("; ".join(self._reason(j, matrix[r, j], rounded[r, j]) for j in row_down))
-        return pd.DataFrame({"reasons_up": ups, "reasons_down": downs}, index=X.index)
+        idx = self._entry_index(X)
+        if not self.features or not len(X):
+            return pd.DataFrame({"reasons_up": [""] * len(X), "reasons_down": [""] * len(X)}, index=X.index)
+        texts, offsets = self._reason_texts()
+        pts = np.column_stack([self.entry_points(f)[idx[:, j]] for j, f in enumerate(self.features)])
+        delta = pts - np.array([self.mean_points.get(f, 0.0) for f in self.features])
+        flat = offsets[None, :] + idx
+        out = {}
+        for name, sign in (("reasons_up", 1.0), ("reasons_down", -1.0)):
+            order = np.argsort(-sign * delta, axis=1, kind="stable")[:, :top_n]
+            rows = np.arange(len(X))[:, None]
+            # Sorted by the delta, so the kept reasons are a prefix of each row's order.
+            kept = (sign * delta[rows, order] >= 0.5).sum(axis=1)
+            chosen = texts[flat[rows, order]]
+            joined = np.where(kept >= 1, chosen[:, 0], "").astype(object)
+            for k in range(1, chosen.shape[1]):
+                joined = joined + np.where(kept > k, "; " + chosen[:, k], "")
+            out[name] = joined
+        return pd.DataFrame(out, index=X.index)
 
-    def _reason(self, j: int, value: float, pts: int) -> str:
-        feature = self.features[j]
-        return f"{feature} = {self._describe_value(feature, value)} ({pts:+d})"
-
-    def _describe_value(self, feature: str, value: float) -> str:
-        if np.isnan(value):
-            return _MISSING_LABEL
-        if feature in self.categorical:
-            return self._category_label(feature, int(_category_codes(np.array([value]))[0]))
-        return _format_number(value)
+    def _reason_texts(self) -> tuple[np.ndarray, np.ndarray]:
+        texts: list[str] = []
+        offsets = []
+        for f in self.features:
+            offsets.append(len(texts))
+            points = self.entry_points(f)
+            for label, p in zip(self.entry_labels(f), points, strict=True):
+                value = f"= {label}" if self.tables[f].categorical or label == _MISSING_LABEL else label
+                texts.append(f"{f} {value} (+{int(p)} of {self.max_points[f]})")
+        return np.asarray(texts, dtype=object), np.asarray(offsets, dtype=np.int64)
 
     def _category_label(self, feature: str, code: int) -> str:
         if code < 0:
@@ -376,36 +457,13 @@ class AdditiveScorecard:
         return labels[code] if code < len(labels) else str(code)
 
     def points_table(self) -> pd.DataFrame:
-        """The readable scorecard: feature, value_or_range, points (rounded); by feature, points desc."""
-        rows: list[tuple[str, str, float]] = []
+        """The readable scorecard: feature, value_or_range, points, max_points; by feature, points desc."""
+        rows = []
         for f in self.features:
-            table = self.tables[f]
-            if table.categorical:
-                for code, value in zip(table.categories, table.category_values, strict=True):
-                    rows.append((f, self._category_label(f, code), value))
-                rows.append((f, _OTHER_LABEL, table.missing_value))
-                continue
-            cuts = [_format_number(t) for t in table.thresholds]
-            if not cuts:
-                rows.append((f, "any", table.bin_values[0]))
-                continue
-            labels = [f"<= {cuts[0]}"]
-            labels += [f"({lo}, {hi}]" for lo, hi in zip(cuts[:-1], cuts[1:], strict=True)]
-            labels.append(f"> {cuts[-1]}")
-            rows.extend((f, label, value) for label, value in zip(labels, table.bin_values, strict=True))
-            rows.append((f, _MISSING_LABEL, table.missing_value))
-        out = pd.DataFrame(rows, columns=["feature", "value_or_range", "raw"])
-        offsets = out["feature"].map({f: min(self.tables[f].entries()) for f in self.features})
-        out["points"] = np.round(self.scale * (out["raw"] - offsets)).astype(int)
-        out = out.drop(columns="raw")
-        return out.sort_values(["feature", "points"], ascending=[True, False], kind="stable").reset_index(
-            drop=True
-        )
-
-    def rank_agreement(self, X: pd.DataFrame, reference_scores: np.ndarray) -> float:
-        """Spearman correlation between :meth:`score` and reference scores (e.g. the full model's)."""
-        result = spearmanr(self.score(X), np.asarray(reference_scores, dtype=float))
-        return float(result.statistic)
+            for label, p in zip(self.entry_labels(f), self.entry_points(f), strict=True):
+                rows.append((f, label, int(p), self.max_points[f]))
+        out = pd.DataFrame(rows, columns=["feature", "value_or_range", "points", "max_points"])
+        return out.sort_values(["feature", "points"], ascending=[True, False], kind="stable").reset_index(drop=True)
 
     # -- persistence ---------------------------------------------------------------------------
 
@@ -418,9 +476,10 @@ class AdditiveScorecard:
             "categorical": list(self.categorical),
             "tables": [asdict(self.tables[f]) for f in self.features],
             "base": float(self.base),
-            "scale": float(self.scale),
+            "max_points": {f: int(v) for f, v in self.max_points.items()},
             "mean_points": {f: float(v) for f, v in self.mean_points.items()},
             "category_labels": {k: list(v) for k, v in self.category_labels.items()},
+            "integer_valued": dict(self.integer_valued),
             "num_iterations": int(self.num_iterations),
             "params": self.params,
         }
@@ -432,15 +491,15 @@ class AdditiveScorecard:
             raise ValueError(f"not an additive scorecard: format={data.get('format')!r}")
         if data.get("format_version") != _FORMAT_VERSION:
             raise ValueError(f"unsupported scorecard format_version {data.get('format_version')!r}")
-        tables = {t["feature"]: FeatureTable(**t) for t in data["tables"]}
         return cls(
             features=list(data["features"]),
             categorical=list(data["categorical"]),
-            tables=tables,
+            tables={t["feature"]: FeatureTable(**t) for t in data["tables"]},
             base=float(data["base"]),
-            scale=float(data["scale"]),
+            max_points={k: int(v) for k, v in data["max_points"].items()},
             mean_points={k: float(v) for k, v in data["mean_points"].items()},
             category_labels={k: list(v) for k, v in data["category_labels"].items()},
+            integer_valued={k: bool(v) for k, v in data.get("integer_valued", {}).items()},
             num_iterations=int(data["num_iterations"]),
             params=dict(data["params"]),
         )
@@ -454,6 +513,84 @@ class AdditiveScorecard:
     def load(cls, path: str | Path) -> AdditiveScorecard:
         """Read a scorecard written by :meth:`save`."""
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _monotone_directions(
+    train: np.ndarray, label: np.ndarray, features: list[str], categorical: set[str]
+) -> list[int]:
+    """+1 / -1 for numeric features with a clear univariate trend (Spearman p < 0.001), else 0.
+
+    A sales team reads a points table as "more employees, more points": where the data shows a
+    clear direction the additive model is held to it, so a sparse corner (a few odd rows) cannot
+    make a bigger account score lower. Features without a clear trend keep any shape.
+    """
+    out = []
+    for j, f in enumerate(features):
+        x = train[:, j]
+        known = ~np.isnan(x)
+        if f in categorical or known.sum() < 30 or np.unique(x[known]).size < 3:
+            out.append(0)
+            continue
+        res = spearmanr(x[known], label[known])
+        out.append(int(np.sign(res.statistic)) if res.pvalue < 1e-3 else 0)
+    return out
+
+
+def _params(seed: int, num_threads: int, max_bin: int, n_features: int) -> dict[str, Any]:
+    return {
+        "objective": "binary",
+        "seed": int(seed),
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": int(num_threads),
+        "verbose": -1,
+        "learning_rate": 0.05,
+        "num_leaves": 8,
+        "min_data_in_leaf": 50,
+        "max_bin": int(max_bin),
+        # One feature per tree makes the model additive, hence exactly representable as tables.
+        "interaction_constraints": [[i] for i in range(n_features)],
+    }
+
+
+def _train(
+    params: dict[str, Any],
+    train: np.ndarray,
+    label: np.ndarray,
+    features: list[str],
+    cat_features: list[str],
+    sample_weight: np.ndarray | None,
+    init_score: np.ndarray | None,
+    X_valid: pd.DataFrame | None,
+    y_valid: np.ndarray | pd.Series | None,
+    valid_init_score: np.ndarray | None,
+    num_boost_round: int,
+    categorical: list[str],
+) -> tuple[lgb.Booster, int]:
+    dtrain = lgb.Dataset(
+        train,
+        label=label,
+        weight=None if sample_weight is None else np.asarray(sample_weight, dtype=float),
+        init_score=None if init_score is None else np.asarray(init_score, dtype=float),
+        feature_name=features,
+        categorical_feature=cat_features,
+        free_raw_data=True,
+    )
+    valid_sets, callbacks = [], []
+    if X_valid is not None:
+        if y_valid is None:
+            raise ValueError("X_valid given without y_valid")
+        dvalid = lgb.Dataset(
+            _as_matrix(X_valid, features, categorical),
+            label=np.asarray(y_valid, dtype=float),
+            init_score=None if valid_init_score is None else np.asarray(valid_init_score, dtype=float),
+            reference=dtrain,
+        )
+        valid_sets = [dvalid]
+        callbacks = [lgb.early_stopping(_EARLY_STOPPING_ROUNDS, verbose=False)]
+    booster = lgb.train(params, dtrain, num_boost_round=num_boost_round, valid_sets=valid_sets, callbacks=callbacks)
+    n_iter = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
+    return booster, int(n_iter)
 
 
 def _as_matrix(X: pd.DataFrame, features: list[str], categorical: list[str]) -> np.ndarray:

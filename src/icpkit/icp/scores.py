@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-
-__all__ = [
-    "DEFAULT_CUTOFFS",
-    "TIER_ORDER",
-    "UNSCORED",
-    "apply_penalty",
-    "assign_tiers",
-    "percentile_score",
-    "quadrant",
-]
 
 TIER_ORDER = ["Perfect", "Strong", "Moderate", "Weak"]
 # Lower edges (inclusive) of each tier; anything below the last one is "Weak".
@@ -48,6 +40,54 @@ def percentile_score(values: np.ndarray, reference: np.ndarray | None = None) ->
     below_or_equal = np.searchsorted(ref, vals, side="right")
     out = 100.0 * (below + below_or_equal) / (2.0 * ref.size)
     return np.where(np.isnan(vals), np.nan, out)
+
+
+@dataclass
+class PercentileReference:
+    """The book's distribution of a score: turns any account's score into its percentile.
+
+    Stored with the fitted ICP (distinct values and their counts; for integer points at most
+    101 pairs), so an account scored later gets exactly the percentile training gave it.
+    """
+
+    values: list[float]
+    counts: list[int]
+
+    @classmethod
+    def from_scores(cls, scores: np.ndarray) -> PercentileReference:
+        v = np.asarray(scores, dtype=float)
+        distinct, counts = np.unique(v[~np.isnan(v)], return_counts=True)
+        if distinct.size == 0:
+            raise ValueError("a percentile reference needs at least one non-NaN score")
+        return cls([float(x) for x in distinct], [int(c) for c in counts])
+
+    def percentile(self, scores: np.ndarray) -> np.ndarray:
+        """Mid-rank percentile (0-100) of each score among the book (see :func:`percentile_score`)."""
+        vals = np.asarray(scores, dtype=float)
+        ref = np.asarray(self.values, dtype=float)
+        cum = np.concatenate([[0], np.cumsum(self.counts)])
+        below = cum[np.searchsorted(ref, vals, side="left")]
+        upto = cum[np.searchsorted(ref, vals, side="right")]
+        out = 100.0 * (below + upto) / (2.0 * cum[-1])
+        return np.where(np.isnan(vals), np.nan, out)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"values": self.values, "counts": self.counts}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PercentileReference:
+        return cls([float(v) for v in d["values"]], [int(c) for c in d["counts"]])
+
+
+def capacity_cutoff(fit_scores: np.ndarray, capacity_percent: float) -> float:
+    """The fit score at which the top ``capacity_percent`` % of the book begins.
+
+    Fixed at training so a single account scored later gets the same tier; with ties at the cut
+    the top tier can hold a little more than the capacity.
+    """
+    v = np.asarray(fit_scores, dtype=float)
+    v = v[~np.isnan(v)]
+    return float(np.quantile(v, 1.0 - capacity_percent / 100.0, method="higher")) if v.size else 100.0
 
 
 def _validate_cutoffs(cutoffs: dict[str, float]) -> None:

@@ -7,11 +7,40 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from statsmodels.stats.contingency_tables import Table
 from statsmodels.stats.proportion import proportions_ztest
 
 from icpkit.icp.cohorts import align, as_float
+from icpkit.icp.scores import TIER_ORDER
 
-DEFAULT_ORDER: tuple[str, ...] = ("Perfect", "Strong", "Moderate", "Weak")
+DEFAULT_ORDER: tuple[str, ...] = tuple(TIER_ORDER)
+
+
+def tier_trend(tiers: np.ndarray, y: np.ndarray, order: Sequence[str] = DEFAULT_ORDER) -> dict[str, float | bool]:
+    """Do better tiers have higher rates across *all* tiers? A linear-by-linear trend test.
+
+    The tiers x outcome table is tested for ordinal association (Cochran-Armitage form, tiers
+    scored 0 for the best down): a negative z means the rate falls from the best tier to the worst.
+    ``orders`` is True when that trend is significant at ``p < 0.05`` in the right direction.
+
+    Returns
+    -------
+    dict
+        z, p_value (two-sided), orders, tiers (the tiers with rows, best first), n.
+    """
+    tiers = np.asarray(tiers, dtype=object)
+    y = np.asarray(y, dtype=float)
+    known = ~np.isnan(y) & np.isin(tiers, list(order))
+    present = [t for t in order if (tiers[known] == t).any()]
+    out: dict[str, float | bool] = {"z": math.nan, "p_value": math.nan, "orders": False, "n": int(known.sum())}
+    out["tiers"] = present  # type: ignore[assignment]
+    if len(present) < 2 or len(np.unique(y[known])) < 2:
+        return out
+    counts = np.array([[np.sum((tiers[known] == t) & (y[known] == v)) for v in (0.0, 1.0)] for t in present])
+    res = Table(counts).test_ordinal_association()
+    out["z"], out["p_value"] = float(res.zscore), float(res.pvalue)
+    out["orders"] = bool(res.zscore < 0 and res.pvalue < 0.05)
+    return out
 
 
 def _summarise(

@@ -7,19 +7,9 @@ into weights that sum to 100, and roll them up per ICP dimension and across outc
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
-from scipy.stats import ttest_1samp
 
-__all__ = [
-    "attribute_weights",
-    "blend_weights",
-    "dimension_weights",
-    "out_of_sample_evidence",
-    "top_attributes",
-]
 
 _OTHER_DIMENSION = "other"
 
@@ -32,73 +22,34 @@ def _normalise_to_100(values: np.ndarray) -> np.ndarray:
     return 100.0 * values / total
 
 
-def out_of_sample_evidence(
-    predict_proba: Callable[[pd.DataFrame], np.ndarray],
-    X: pd.DataFrame,
-    y: np.ndarray,
-    feature_source: dict[str, str],
-    n_repeats: int = 10,
-    seed: int = 0,
-    alpha: float = 0.05,
-) -> pd.DataFrame:
-    """Does each attribute help on held-out rows? Grouped permutation importance, tested.
-
-    All features of one attribute are shuffled together, ``n_repeats`` times; each row's rise in
-    log loss is averaged over the repeats, and a one-sided t-test over rows asks whether the mean
-    rise is above 0. An attribute has ``evidence`` when ``p_value < alpha``. A model can spread
-    SHAP mass over a noise column it overfitted; shuffling that column does not raise held-out
-    loss on average. The test is deliberately not corrected for multiplicity: it decides whether
-    a SHAP weight counts, and dropping a real but weak attribute would distort the weights more
-    than keeping the odd noise column that passes by chance (about 1 in 20).
-
-    Returns columns attribute, loss_increase, p_value, evidence.
-    """
-    y = np.asarray(y, dtype=int)
-    eps = 1e-15
-
-    def row_loss(p: np.ndarray) -> np.ndarray:
-        p = np.clip(np.asarray(p, dtype=float), eps, 1 - eps)
-        return -(y * np.log(p) + (1 - y) * np.log(1 - p))
-
-    base = row_loss(predict_proba(X))
-    groups: dict[str, list[str]] = {}
-    for col in X.columns:
-        groups.setdefault(feature_source.get(str(col), str(col)), []).append(col)
-    rng = np.random.default_rng(seed)
-    rows = []
-    for attr, cols in groups.items():
-        rise = np.zeros(len(X))
-        for _ in range(n_repeats):
-            order = rng.permutation(len(X))
-            shuffled = X.copy()
-            for c in cols:
-                shuffled[c] = X[c].to_numpy()[order]
-            rise += (row_loss(predict_proba(shuffled)) - base) / n_repeats
-        p_value = float(ttest_1samp(rise, 0.0, alternative="greater").pvalue) if rise.std() > 0 else 1.0
-        rows.append({"attribute": attr, "loss_increase": float(rise.mean()), "p_value": p_value})
-    out = pd.DataFrame(rows, columns=["attribute", "loss_increase", "p_value"])
-    out["evidence"] = (out["p_value"] < alpha) & (out["loss_increase"] > 0)
-    return out
-
-
 def attribute_weights(
     contributions: pd.DataFrame,
     feature_source: dict[str, str],
     source_dimension: dict[str, str],
     evidence: pd.DataFrame | None = None,
+    source_role: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Weight of each source attribute, from per-row SHAP values.
 
-    Args:
-        contributions: per-row SHAP values, rows x model features.
-        feature_source: model feature -> source attribute; unmapped features are their own attribute.
-        source_dimension: attribute -> ICP dimension; unmapped attributes get "other".
-        evidence: optional :func:`out_of_sample_evidence` result; attributes without evidence
-            keep their ``mean_abs_shap`` but get weight 0, so overfitted noise carries no weight.
+    Parameters
+    ----------
+    contributions : pandas.DataFrame
+        Per-row SHAP values, rows x model features.
+    feature_source : dict
+        Model feature -> source attribute; unmapped features are their own attribute.
+    source_dimension : dict
+        Attribute -> ICP dimension; unmapped attributes get "other".
+    evidence : pandas.DataFrame, optional
+        :func:`icpkit.icp.evidence.attribute_evidence` result; attributes without evidence keep
+        their ``mean_abs_shap`` but get weight 0, so overfitted noise carries no weight.
+    source_role : dict, optional
+        Attribute -> role (customer, offer, sales_org, engagement), copied into a ``role`` column.
 
-    Returns:
-        Columns attribute, dimension, mean_abs_shap, weight (sums to 100, or all 0 if every
-        contribution is 0), sorted by weight descending; with ``evidence``, also ``evidence``.
+    Returns
+    -------
+    pandas.DataFrame
+        Columns attribute, dimension, role, mean_abs_shap, weight (sums to 100, or all 0),
+        sorted by weight descending; with ``evidence``, also ``evidence`` and ``p_adjusted``.
     """
     attributes = [feature_source.get(str(col), str(col)) for col in contributions.columns]
     values = contributions.to_numpy(dtype=float)
@@ -114,6 +65,7 @@ def attribute_weights(
         {
             "attribute": order,
             "dimension": [source_dimension.get(attr, _OTHER_DIMENSION) for attr in order],
+            "role": [(source_role or {}).get(attr, "customer") for attr in order],
             "mean_abs_shap": mean_abs,
             "weight": _normalise_to_100(mean_abs),
         }
@@ -123,6 +75,7 @@ def attribute_weights(
             evidence.set_index("attribute")["evidence"].reindex(out["attribute"]).fillna(False).to_numpy(bool)
         )
         out["evidence"] = has
+        out["p_adjusted"] = evidence.set_index("attribute")["p_adjusted"].reindex(out["attribute"]).to_numpy()
         out["weight"] = _normalise_to_100(np.where(has, mean_abs, 0.0))
     # Stable sort keeps column order among ties, so output is deterministic.
     return out.sort_values("weight", ascending=False, kind="stable").reset_index(drop=True)
@@ -166,11 +119,15 @@ def blend_weights(per_outcome: dict[str, pd.DataFrame], blend: dict[str, float])
     shares = shares / shares.sum()
 
     dimensions: dict[str, str] = {}
+    roles: dict[str, str] = {}
     columns: dict[str, pd.Series] = {}
     for name in present:
         frame = per_outcome[name]
-        for attr, dim in zip(frame["attribute"], frame["dimension"], strict=True):
+        for attr, dim, role in zip(
+            frame["attribute"], frame["dimension"], frame.get("role", ["customer"] * len(frame)), strict=True
+        ):
             dimensions.setdefault(attr, dim)
+            roles.setdefault(attr, role)
         columns[f"weight_{name}"] = frame.groupby("attribute")["weight"].sum()
     attrs = list(dimensions)
     per = pd.DataFrame({col: s.reindex(attrs).fillna(0.0) for col, s in columns.items()}, index=attrs)
@@ -179,15 +136,10 @@ def blend_weights(per_outcome: dict[str, pd.DataFrame], blend: dict[str, float])
         {
             "attribute": attrs,
             "dimension": [dimensions[a] for a in attrs],
+            "role": [roles[a] for a in attrs],
             "weight": _normalise_to_100(blended),
         }
     )
     for col in per.columns:
         out[col] = per[col].to_numpy()
     return out.sort_values("weight", ascending=False, kind="stable").reset_index(drop=True)
-
-
-def top_attributes(weights: pd.DataFrame, n: int) -> list[str]:
-    """The ``n`` attributes with the largest weight, heaviest first."""
-    ranked = weights.sort_values("weight", ascending=False, kind="stable")
-    return [str(a) for a in ranked["attribute"].head(n)]

@@ -1,0 +1,281 @@
+"""The ICP as one fitted, versioned object: everything needed to score an account later.
+
+:class:`FittedICP` holds the fit and engagement scorecards (and their encoders), the book's
+percentile references, the negative-ICP penalty rules and exclusions, the tier cutoffs, the
+quadrant thresholds and the segment model with its names. Training scores the book with
+:meth:`FittedICP.score`, the profile is a report about this object, and the registered
+``icp-scorer`` serves it — so training, the report and every later score agree by construction.
+Saved as JSON only (no pickles).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from icpkit.atomic import atomic_directory
+from icpkit.attributes import AttributeSpec, prepare_attributes
+from icpkit.features import engagement_columns
+from icpkit.icp.negative import DriverRule, penalty_points
+from icpkit.icp.scorecard import AdditiveScorecard
+from icpkit.icp.scores import PercentileReference, apply_penalty, assign_tiers, quadrant
+from icpkit.icp.segments import SegmentModel, segment_input
+from icpkit.models.encoding import FeatureEncoder
+
+log = logging.getLogger(__name__)
+
+FITTED_ICP_FORMAT = "icpkit.FittedICP/1"
+MODEL_FILE = "model.json"
+
+#: The columns :meth:`FittedICP.score` returns, in order.
+SCORE_COLUMNS = [
+    "account_id", "fit_points", "fit_percentile", "fit_penalty", "fit_score", "tier", "engagement_points",
+    "engagement_score", "quadrant", "segment", "segment_name", "negative_icp_flags", "reasons_up",
+    "reasons_down",
+]  # fmt: skip
+
+
+@dataclass
+class Scorecard:
+    """One additive scorecard with the attributes it reads, their encoder and the book's reference."""
+
+    attributes: dict[str, AttributeSpec]
+    encoder: FeatureEncoder
+    card: AdditiveScorecard
+    reference: PercentileReference
+    #: Engagement columns (activity counts) read as they are, after the attributes.
+    extra_columns: list[str] = field(default_factory=list)
+
+    def features(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp) -> pd.DataFrame:
+        X = prepare_attributes(accounts, self.attributes, as_of)
+        for c in self.extra_columns:
+            X[c] = pd.to_numeric(accounts[c], errors="coerce").astype("float64") if c in accounts else np.nan
+        return self.encoder.transform(X.reindex(columns=self.encoder.columns_))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "attributes": [s.to_dict() for s in self.attributes.values()],
+            "encoder": self.encoder.to_dict(),
+            "card": self.card.to_dict(),
+            "reference": self.reference.to_dict(),
+            "extra_columns": self.extra_columns,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Scorecard:
+        return cls(
+            attributes={s["name"]: AttributeSpec.from_dict(s) for s in d["attributes"]},
+            encoder=FeatureEncoder.from_dict(d["encoder"]),
+            card=AdditiveScorecard.from_dict(d["card"]),
+            reference=PercentileReference.from_dict(d["reference"]),
+            extra_columns=list(d.get("extra_columns", [])),
+        )
+
+
+@dataclass
+class Segmentation:
+    """The segment model, the attributes it reads and how they are scaled."""
+
+    attributes: dict[str, AttributeSpec]
+    model: SegmentModel
+    log_columns: list[str]
+
+    def assign(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+        X = prepare_attributes(accounts, self.attributes, as_of).reindex(columns=self.model.columns)
+        seg = self.model.predict(segment_input(X, self.log_columns))
+        names = np.asarray(self.model.names or [f"segment {i}" for i in range(self.model.k)], dtype=object)
+        return seg.astype("int64"), names[seg]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "attributes": [s.to_dict() for s in self.attributes.values()],
+            "model": self.model.to_dict(),
+            "log_columns": self.log_columns,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Segmentation:
+        return cls(
+            attributes={s["name"]: AttributeSpec.from_dict(s) for s in d["attributes"]},
+            model=SegmentModel.from_dict(d["model"]),
+            log_columns=list(d["log_columns"]),
+        )
+
+
+@dataclass
+class FittedICP:
+    """Everything needed to score an account: see the module docstring.
+
+    ``rule_attributes`` are the attributes the penalty and exclusion rules read.
+    ``validation`` records what was checked out of sample (the scorecard's test AUC per outcome,
+    whether tiers order the rates), so a consumer can see whether the tiers are validated.
+    """
+
+    version: str
+    dataset: str
+    extract_date: str
+    fit: Scorecard | None
+    engagement: Scorecard | None
+    windows_days: list[int]
+    activity_types: list[str]
+    penalty_rules: list[DriverRule]
+    exclusions: list[DriverRule]
+    rule_attributes: dict[str, AttributeSpec]
+    max_penalty_points: float
+    tier_cutoffs: dict[str, float]
+    high_fit: float
+    high_engagement: float
+    segmentation: Segmentation | None = None
+    validation: dict[str, Any] = field(default_factory=dict)
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def input_columns(self) -> list[str]:
+        """Raw columns an account row may carry: its attributes and its engagement counts."""
+        cols: dict[str, None] = {"account_id": None}
+        for part in (self.fit, self.engagement, self.segmentation):
+            for name in getattr(part, "attributes", {}) or {}:
+                cols[name] = None
+        for name in self.rule_attributes:
+            cols[name] = None
+        for c in self.engagement_inputs():
+            cols[c] = None
+        return list(cols)
+
+    def engagement_inputs(self) -> list[str]:
+        """The activity-count columns the engagement score reads (built by
+        :func:`icpkit.features.engagement_features` as of the scoring date)."""
+        if self.engagement is None or not self.windows_days:
+            return []
+        wanted = set(self.engagement.extra_columns)
+        return [c for c in engagement_columns(self.windows_days, self.activity_types) if c in wanted]
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def score(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp) -> pd.DataFrame:
+        """Score raw account rows as of a date (or one date per row): see :data:`SCORE_COLUMNS`."""
+        accounts = accounts.reset_index(drop=True)
+        out = pd.DataFrame({"account_id": accounts["account_id"] if "account_id" in accounts else pd.NA})
+        self._fit_scores(accounts, as_of, out)
+        self._engagement_scores(accounts, as_of, out)
+        out["tier"] = assign_tiers(out["fit_score"].to_numpy(), self.tier_cutoffs)
+        out["quadrant"] = quadrant(
+            out["fit_score"].to_numpy(), out["engagement_score"].to_numpy(), self.high_fit, self.high_engagement
+        )
+        if self.segmentation is not None and len(accounts):
+            out["segment"], out["segment_name"] = self.segmentation.assign(accounts, as_of)
+        else:
+            out["segment"], out["segment_name"] = pd.array([pd.NA] * len(accounts), dtype="Int64"), None
+        out["negative_icp_flags"] = self._flags(accounts, as_of)
+        return out[SCORE_COLUMNS]
+
+    def _fit_scores(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp, out: pd.DataFrame) -> None:
+        if self.fit is None:
+            for c in ("fit_points", "fit_percentile", "fit_penalty", "fit_score"):
+                out[c] = np.nan
+            out["reasons_up"], out["reasons_down"] = "", ""
+            return
+        X = self.fit.features(accounts, as_of)
+        points = self.fit.card.score(X).astype(float)
+        out["fit_points"] = points
+        out["fit_percentile"] = self.fit.reference.percentile(points)
+        out["fit_penalty"] = self._penalty(accounts, as_of)
+        out["fit_score"] = apply_penalty(out["fit_percentile"].to_numpy(), out["fit_penalty"].to_numpy())
+        reasons = self.fit.card.reasons(X, top_n=3)
+        out["reasons_up"], out["reasons_down"] = reasons["reasons_up"].to_numpy(), reasons["reasons_down"].to_numpy()
+
+    def _engagement_scores(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp, out: pd.DataFrame) -> None:
+        if self.engagement is None:
+            out["engagement_points"], out["engagement_score"] = np.nan, np.nan
+            return
+        points = self.engagement.card.score(self.engagement.features(accounts, as_of)).astype(float)
+        out["engagement_points"] = points
+        out["engagement_score"] = self.engagement.reference.percentile(points)
+
+    def _rule_frame(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp) -> pd.DataFrame:
+        return prepare_attributes(accounts, self.rule_attributes, as_of)
+
+    def _penalty(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp) -> np.ndarray:
+        if not self.penalty_rules:
+            return np.zeros(len(accounts))
+        return penalty_points(self.penalty_rules, self._rule_frame(accounts, as_of), self.max_penalty_points)
+
+    def _flags(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp) -> np.ndarray:
+        flags = np.full(len(accounts), "", dtype=object)
+        if not self.exclusions:
+            return flags
+        frame = self._rule_frame(accounts, as_of)
+        for rule in self.exclusions:
+            hit = rule.matches(frame)
+            flags = np.where(hit, np.where(flags == "", rule.condition(), flags + "; " + rule.condition()), flags)
+        return flags
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FITTED_ICP_FORMAT,
+            "version": self.version,
+            "dataset": self.dataset,
+            "extract_date": self.extract_date,
+            "fit": self.fit.to_dict() if self.fit else None,
+            "engagement": self.engagement.to_dict() if self.engagement else None,
+            "windows_days": self.windows_days,
+            "activity_types": self.activity_types,
+            "penalty_rules": [r.to_dict() for r in self.penalty_rules],
+            "exclusions": [r.to_dict() for r in self.exclusions],
+            "rule_attributes": [s.to_dict() for s in self.rule_attributes.values()],
+            "max_penalty_points": self.max_penalty_points,
+            "tier_cutoffs": self.tier_cutoffs,
+            "high_fit": self.high_fit,
+            "high_engagement": self.high_engagement,
+            "segmentation": self.segmentation.to_dict() if self.segmentation else None,
+            "validation": self.validation,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FittedICP:
+        if d.get("format") != FITTED_ICP_FORMAT:
+            raise ValueError(f"not a fitted ICP: format={d.get('format')!r} (expected {FITTED_ICP_FORMAT})")
+        return cls(
+            version=str(d["version"]),
+            dataset=str(d["dataset"]),
+            extract_date=str(d["extract_date"]),
+            fit=Scorecard.from_dict(d["fit"]) if d.get("fit") else None,
+            engagement=Scorecard.from_dict(d["engagement"]) if d.get("engagement") else None,
+            windows_days=list(d["windows_days"]),
+            activity_types=list(d["activity_types"]),
+            penalty_rules=[DriverRule.from_dict(r) for r in d["penalty_rules"]],
+            exclusions=[DriverRule.from_dict(r) for r in d["exclusions"]],
+            rule_attributes={s["name"]: AttributeSpec.from_dict(s) for s in d["rule_attributes"]},
+            max_penalty_points=float(d["max_penalty_points"]),
+            tier_cutoffs={k: float(v) for k, v in d["tier_cutoffs"].items()},
+            high_fit=float(d["high_fit"]),
+            high_engagement=float(d["high_engagement"]),
+            segmentation=Segmentation.from_dict(d["segmentation"]) if d.get("segmentation") else None,
+            validation=dict(d.get("validation", {})),
+        )
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``model.json`` into ``folder`` (replaced atomically); returns the folder."""
+        with atomic_directory(folder) as tmp:
+            text = json.dumps(self.to_dict(), indent=1, allow_nan=False, default=_json_default)
+            (tmp / MODEL_FILE).write_text(text + "\n", encoding="utf-8")
+        return Path(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> FittedICP:
+        return cls.from_dict(json.loads((Path(folder) / MODEL_FILE).read_text(encoding="utf-8")))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -1,0 +1,113 @@
+"""Train and profile: the one pure entry point from a loaded CRM to models and a fitted ICP.
+
+The pipeline, the benchmarks, the notebooks and the tests all call :func:`train_and_profile`.
+It logs nothing to MLflow and registers nothing: :func:`icpkit.registry.publish.publish` does that
+at the edge, all at once, after a complete run — so a crash at any point changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from icpkit.config import Config
+from icpkit.data.crm import CRMData
+from icpkit.features import attribute_catalogue
+from icpkit.icp.result import ICPResult, build_icp
+from icpkit.secrets import mask_secrets
+from icpkit.training import TrainingResult, train_outcomes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainedRun:
+    """A complete training: the outcome models, the fitted ICP and what made them."""
+
+    crm: CRMData
+    config: Config
+    training: TrainingResult
+    icp: ICPResult | None
+    dataset: str
+    version: str
+    started_at: dt.datetime
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def run_name(self) -> str:
+        """What MLflow shows in its runs list: the dataset and the day."""
+        return f"{self.dataset} · {self.started_at:%Y-%m-%d %H:%M}"
+
+
+def dataset_name(cfg: Config) -> str:
+    """A short human name for the data: the source folder or database name (credentials masked)."""
+    if cfg.data.synthetic is not None:
+        return "synthetic CRM"
+    source = mask_secrets(cfg.data.source)
+    return source.rstrip("/").rsplit("/", 1)[-1] or source
+
+
+def config_hash(cfg: Config) -> str:
+    return hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_version(crm: CRMData, cfg: Config) -> str:
+    """A version that depends only on the data and the config: same inputs, same version."""
+    payload = json.dumps({"data": crm.fingerprint(), "config": config_hash(cfg)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def train_and_profile(
+    crm: CRMData,
+    cfg: Config,
+    previous_profile: dict[str, Any] | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> TrainedRun:
+    """Train every configured outcome, then derive and profile the ICP (when anything trained).
+
+    Parameters
+    ----------
+    crm : CRMData
+        The loaded, validated CRM.
+    cfg : Config
+        The run's configuration.
+    previous_profile : dict, optional
+        The previous version's ``icp_profile.json``, for "what changed".
+    on_progress : callable, optional
+        Called with a short message as each step starts (for a progress display).
+    """
+    say = on_progress or (lambda msg: log.info("%s", msg))
+    started, timings = dt.datetime.now(dt.UTC), {}
+    t = time.perf_counter()
+    catalogue = attribute_catalogue(crm, cfg)
+    training = train_outcomes(
+        crm, cfg, catalogue, on_outcome=lambda name, state: say(f"training {name}") if state == "start" else None
+    )
+    timings["train outcomes"] = time.perf_counter() - t
+    dataset, version = dataset_name(cfg), run_version(crm, cfg)
+    icp = None
+    if training.trained:
+        t = time.perf_counter()
+        icp = build_icp(crm, training, cfg, version, dataset, previous_profile, on_step=lambda s: say(f"ICP: {s}"))
+        timings["ICP"] = time.perf_counter() - t
+    return TrainedRun(crm, cfg, training, icp, dataset, version, started, timings)
+
+
+def write_outputs(run: TrainedRun, root: Path) -> Path | None:
+    """Write the ICP folder to ``root/<experiment>/<date>/icp`` and point ``root/<experiment>/latest`` at it."""
+    if run.icp is None:
+        return None
+    folder = root / run.config.tracking.experiment / f"{run.started_at:%Y-%m-%d_%H%M%S}"
+    run.icp.write(folder / "icp")
+    latest = folder.parent / "latest"
+    tmp = folder.parent / f".latest-{time.time_ns()}"
+    tmp.symlink_to(folder.name, target_is_directory=True)
+    tmp.replace(latest)  # atomic: the pointer moves only once the new folder is complete
+    return folder / "icp"
