@@ -22,10 +22,10 @@ from icpkit.icp.cohorts import MISSING, assign_ranges, category_labels, is_numer
 
 log = logging.getLogger(__name__)
 
-#: A value's labelled share this many times another value's share (both with enough rows) ...
-MIN_SHARE_RATIO = 1.5
-#: ... and at least this association (Cramér's V) between value and "label known" flags the attribute.
-MIN_ASSOCIATION = 0.1
+#: At least this association (Cramér's V) between an attribute's values and "label known", at the
+#: significance level, flags the attribute. (A ratio of known shares misleads when most rows are
+#: known: 80 % vs 100 % is a ratio of 1.25 but a strong artefact; V is 0.34 there.)
+MIN_ASSOCIATION = 0.15
 MIN_GROUP_ROWS = 30
 
 
@@ -75,7 +75,7 @@ def censoring_check(attributes: pd.DataFrame, labelled: np.ndarray, alpha: float
                 "share_ratio": ratio,
                 "cramers_v": v,
                 "p_value": p_value,
-                "flagged": bool(p_value < alpha and ratio >= MIN_SHARE_RATIO and v >= MIN_ASSOCIATION),
+                "flagged": bool(p_value < alpha and v >= MIN_ASSOCIATION),
             }
         )
     cols = ["attribute", "lowest", "highest", "share_ratio", "cramers_v", "p_value", "flagged"]

@@ -1,0 +1,64 @@
+"""SHAP explanations: names aligned with values, contributions that add up to the raw score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from icpkit.config import TrainingConfig
+from icpkit.models.encoding import FeatureEncoder
+from icpkit.models.explain import explain, plot_beeswarm, plot_waterfall, to_frame
+from icpkit.models.fitting import fit_lightgbm, fit_logistic, tune_lightgbm
+
+
+def _data(n: int = 1500, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Only ``strong`` matters; ``industry`` (text) sits first so the model's column order differs."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "industry": rng.choice(["a", "b", "c"], n),
+            "zero_effect": rng.normal(size=n),
+            "strong": rng.normal(size=n),
+        }
+    )
+    y = (rng.random(n) < 1 / (1 + np.exp(-3 * X["strong"].to_numpy()))).astype(int)
+    return X, y
+
+
+@pytest.fixture(scope="module", params=["lightgbm", "logistic"])
+def model(request):
+    X, y = _data()
+    enc = FeatureEncoder().fit(X)
+    E = enc.transform(X)
+    if request.param == "logistic":
+        return fit_logistic(E, y, E, y, enc, "win")[0]
+    training = TrainingConfig(tuning={"n_trials": 1, "timeout_seconds": 600}, max_boost_rounds=50, num_threads=1)
+    tuning = tune_lightgbm(E, y, E, y, enc.categorical_columns_, training, seed=0)
+    return fit_lightgbm(E, y, enc.categorical_columns_, tuning, enc, "win")
+
+
+def test_contributions_plus_base_equal_the_raw_score(model):
+    X, _ = _data(200, seed=1)
+    expl = explain(model, X)
+    np.testing.assert_allclose(expl.values.sum(axis=1) + expl.base_values, model.raw_score(X), atol=1e-9)
+
+
+def test_feature_names_match_their_values(model):
+    # Columns in another order than the model's: every name must still carry its own feature's data.
+    X, _ = _data(200, seed=2)
+    expl = explain(model, X[["strong", "zero_effect", "industry"]])
+    encoded = model.encode(X)
+    for j, name in enumerate(expl.feature_names):
+        np.testing.assert_array_equal(expl.data[:, j], encoded[name].to_numpy())
+    frame = to_frame(expl)
+    assert frame.abs().mean().idxmax() == "strong"
+
+
+def test_beeswarm_labels_the_most_important_feature_on_top(model):
+    X, _ = _data(300, seed=3)
+    fig = plot_beeswarm(explain(model, X), "test")
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[-1] == "strong"  # shap draws the most important feature at the top
+    waterfall = plot_waterfall(explain(model, X), 0, "one row")
+    assert waterfall.axes
