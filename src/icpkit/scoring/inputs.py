@@ -166,7 +166,7 @@ class _Checked:
     """One column after its check: typed values, a reason per rejected row, unseen flags."""
 
     values: pd.Series
-    reasons: np.ndarray  # object: None or the reason text
+    reasons: dict[int, str]  # row position -> why it is rejected (only the bad rows)
     unseen: np.ndarray  # bool
 
 
@@ -335,11 +335,12 @@ class InputSpec:
         self.require_columns(frame.columns, table)
         checked = {c.name: _check_column(c, _column_or_missing(frame, c.name)) for c in self.columns}
         reasons = _join_reasons([r.reasons for r in checked.values()])
-        ok = np.array([r is None for r in reasons], dtype=bool)
+        ok = np.ones(len(frame), dtype=bool)
+        ok[list(reasons)] = False
         typed = pd.DataFrame({n: r.values for n, r in checked.items()}, index=frame.index)
         batch = CheckedBatch(
             frame=typed[ok],
-            rejected=self._rejected_frame(typed[~ok], list(reasons[~ok])),
+            rejected=self._rejected_frame(typed[~ok], list(reasons.values())),
             n_rows=len(frame),
         )
         _count_unseen(batch, checked, ok, frame)
@@ -508,8 +509,8 @@ def _check_column(spec: ColumnSpec, s: pd.Series) -> _Checked:
     return _CHECKERS[spec.kind](spec, s)
 
 
-def _no_reasons(n: int) -> np.ndarray:
-    return np.full(n, None, dtype=object)
+def _no_unseen(n: int) -> np.ndarray:
+    return np.zeros(n, dtype=bool)
 
 
 def _fmt(v: float) -> str:
@@ -520,10 +521,9 @@ def _fmt(v: float) -> str:
 
 def _check_number(spec: ColumnSpec, s: pd.Series) -> _Checked:
     values, not_number = _to_float(s)
-    reasons = _no_reasons(len(s))
-    raw = s.to_numpy(dtype=object)
+    reasons: dict[int, str] = {}
     for i in np.flatnonzero(not_number):
-        reasons[i] = f"{spec.name} = {raw[i]!r} is not a number"
+        reasons[i] = f"{spec.name} = {s.iloc[i]!r} is not a number"
     inf = np.isinf(values)
     for i in np.flatnonzero(inf):
         reasons[i] = f"{spec.name} = {_fmt(values[i])} is not finite"
@@ -534,16 +534,16 @@ def _check_number(spec: ColumnSpec, s: pd.Series) -> _Checked:
             continue
         for i in np.flatnonzero(finite & outside(values, bound, where=finite, out=np.zeros(len(s), bool))):
             reasons[i] = f"{spec.name} = {_fmt(values[i])} is {word} {_fmt(bound)}"
-    return _Checked(pd.Series(values, index=s.index, dtype="float64"), reasons, np.zeros(len(s), dtype=bool))
+    return _Checked(pd.Series(values, index=s.index, dtype="float64"), reasons, _no_unseen(len(s)))
 
 
 def _check_categorical(spec: ColumnSpec, s: pd.Series) -> _Checked:
     text = _text(s)
     if spec.categories is None:
-        unseen = np.zeros(len(s), dtype=bool)
+        unseen = _no_unseen(len(s))
     else:
         unseen = (text.notna() & ~text.isin(list(spec.categories))).to_numpy()
-    return _Checked(text.mask(unseen), _no_reasons(len(s)), unseen)
+    return _Checked(text.mask(unseen), {}, unseen)
 
 
 def _check_boolean(spec: ColumnSpec, s: pd.Series) -> _Checked:
@@ -565,7 +565,7 @@ def _check_boolean(spec: ColumnSpec, s: pd.Series) -> _Checked:
             "str"
         )
         values = values.mask(~(is_true | is_false))
-    return _Checked(values, _no_reasons(len(s)), unseen)
+    return _Checked(values, {}, unseen)
 
 
 def _check_date(spec: ColumnSpec, s: pd.Series) -> _Checked:
@@ -573,18 +573,17 @@ def _check_date(spec: ColumnSpec, s: pd.Series) -> _Checked:
     source = s if pd.api.types.is_datetime64_any_dtype(s.dtype) else _text(s)
     parsed, bad = parse_dates(source)
     bad = bad.to_numpy()
-    reasons = _no_reasons(len(s))
-    raw = s.to_numpy(dtype=object)
-    for i in np.flatnonzero(bad):
-        reasons[i] = f"{spec.name} = {raw[i]!r} is not a date"
-    return _Checked(parsed.mask(bad), reasons, np.zeros(len(s), dtype=bool))
+    reasons = {i: f"{spec.name} = {s.iloc[i]!r} is not a date" for i in np.flatnonzero(bad)}
+    return _Checked(parsed.mask(bad), reasons, _no_unseen(len(s)))
 
 
 def _check_id(spec: ColumnSpec, s: pd.Series) -> _Checked:
-    text = _text(s).str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True).astype("str")
-    reasons = _no_reasons(len(s))
-    reasons[text.isna().to_numpy()] = f"{spec.name} is empty"
-    return _Checked(text, reasons, np.zeros(len(s), dtype=bool))
+    text = _text(s)
+    if text.str.endswith(".0").any():
+        # A whole-number id that went through a float column as text: "17.0" is "17".
+        text = text.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True).astype("str")
+    reasons = {i: f"{spec.name} is empty" for i in np.flatnonzero(text.isna().to_numpy())}
+    return _Checked(text, reasons, _no_unseen(len(s)))
 
 
 _CHECKERS = {
@@ -637,15 +636,13 @@ def _to_float(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return values, np.isnan(values) & text.notna().to_numpy()
 
 
-def _join_reasons(columns: list[np.ndarray]) -> np.ndarray:
-    """Per row, the column reasons joined with "; " (``None`` when the row is fine)."""
-    if not columns:
-        return np.array([], dtype=object)
-    stacked = np.stack(columns, axis=1)
-    out = _no_reasons(stacked.shape[0])
-    for i in np.flatnonzero((stacked != None).any(axis=1)):  # noqa: E711 - elementwise on object
-        out[i] = "; ".join(r for r in stacked[i] if r is not None)
-    return out
+def _join_reasons(columns: list[dict[int, str]]) -> dict[int, str]:
+    """Per rejected row position, its column reasons joined with "; " in column order."""
+    out: dict[int, list[str]] = {}
+    for reasons in columns:
+        for i, text in reasons.items():
+            out.setdefault(int(i), []).append(text)
+    return {i: "; ".join(texts) for i, texts in sorted(out.items())}
 
 
 def _count_unseen(

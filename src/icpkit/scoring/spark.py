@@ -13,7 +13,9 @@ by ``mlflow.pyfunc.spark_udf`` on the registered model. ``pyspark`` is the optio
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,10 +66,14 @@ def spark_session(master: str = "local[2]", app_name: str = "icpkit-score") -> A
     except ImportError:
         raise ICPKitError("--engine spark needs PySpark: pip install 'icpkit[spark]' (and Java 17)") from None
     builder = SparkSession.builder.master(master).appName(app_name)
-    # Arrow moves the pandas batches; a fixed shuffle width keeps small local runs fast.
-    builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
-    builder = builder.config("spark.sql.shuffle.partitions", "4").config("spark.ui.enabled", "false")
-    return builder.getOrCreate()
+    session = builder.getOrCreate()
+    sc = session.sparkContext
+    if master.startswith("local") and sc.pythonExec == "python3":
+        # PySpark's default worker is whatever "python3" is on PATH, which in a virtualenv is not
+        # the interpreter that has icpkit; local workers run this one. (UDFs read pythonExec when
+        # they are created. On a cluster the executors' Python is the cluster's PYSPARK_PYTHON.)
+        sc.pythonExec = sys.executable
+    return session
 
 
 def score_spark(
@@ -246,10 +252,32 @@ def _unseen_counts(checked: Any, spec: InputSpec) -> tuple[dict[str, int], dict[
 def _model_udf(spark: Any, model_uri: str, tracking_uri: str | None, result_type: Any) -> Any:
     import mlflow.pyfunc
 
-    if tracking_uri is None:
-        return mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type, env_manager="local")
     from icpkit.registry.tracking import use_tracking_uri
 
     # The model is downloaded on the driver here; executors load the local copy.
-    with use_tracking_uri(tracking_uri):
+    with use_tracking_uri(tracking_uri) if tracking_uri else nullcontext():
+        if result_type is None:
+            result_type = _struct_of_outputs(mlflow.models.get_model_info(model_uri).signature)
         return mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type, env_manager="local")
+
+
+_SPARK_TYPES = {
+    "double": "double",
+    "float": "float",
+    "long": "bigint",
+    "integer": "int",
+    "boolean": "boolean",
+}
+
+
+def _struct_of_outputs(signature: Any) -> str | None:
+    """A struct DDL from the output signature, so even a one-column output keeps its name.
+
+    (``spark_udf`` would turn a one-column schema into a bare ``double``.) ``None`` when the model
+    declares no output schema: ``spark_udf``'s default then applies.
+    """
+    outputs = getattr(signature, "outputs", None)
+    if outputs is None:
+        return None
+    fields = [f"`{c.name}` {_SPARK_TYPES.get(getattr(c.type, 'name', ''), 'string')}" for c in outputs.inputs]
+    return ", ".join(fields)
