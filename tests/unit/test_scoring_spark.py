@@ -48,9 +48,12 @@ def registered(tracking_uri):
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(MODEL_CODE), signature=infer_signature(example, output),
+            name="model",
+            python_model=str(MODEL_CODE),
+            signature=infer_signature(example, output),
+            input_example=example,
             registered_model_name="icp-scorer",
-        )  # fmt: skip
+        )
     version = info.registered_model_version
     mlflow.MlflowClient(tracking_uri=tracking_uri).set_registered_model_alias(
         "icp-scorer", "champion", version
