@@ -241,8 +241,27 @@ class ICPConfig(_Strict):
     max_exclusion_share: float = Field(0.25, gt=0, le=1)
 
 
+class ScoringConfig(_Strict):
+    """How ``pipelines.score`` scores the CRM and where it writes (see README "Scoring")."""
+
+    #: Subscription terms ending within this many days of the scoring date are "due for renewal".
+    renewal_horizon_days: int = Field(90, ge=0)
+    #: Rows scored at once: bounds memory, whatever the input size.
+    chunk_rows: int = Field(100_000, ge=1)
+    #: A batch fails when more than this share of its rows hold a category value unseen in training.
+    max_unseen_share: float = Field(0.05, ge=0, le=1)
+    #: Output folder (``<folder>/<date>/``) or SQL URL. ``None``: ``outputs/scores`` under the project.
+    output: str | None = None
+    #: Prefix of the output tables in a SQL database (``icp_accounts``, ``icp_score_history``...).
+    sql_table_prefix: str = Field("icp_", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    #: Registry alias scored when no ``--version`` is given.
+    alias: str = "champion"
+    #: Spark master for ``--engine spark`` (a cluster URL in production).
+    spark_master: str = "local[2]"
+
+
 class Config(_Strict):
-    """The whole run: data, attributes, training, tracking, ICP."""
+    """The whole run: data, attributes, training, tracking, ICP, scoring."""
 
     seed: int = 42
     data: DataConfig
@@ -251,6 +270,7 @@ class Config(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     icp: ICPConfig = Field(default_factory=ICPConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
