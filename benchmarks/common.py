@@ -74,7 +74,7 @@ def train(run: Run) -> TrainingResult:
             run.steps.append((f"train {name}", time.perf_counter() - last[0], peak_mb()))
         last[0] = time.perf_counter()
 
-    run.result = train_outcomes(run.crm, run.cfg, tracker=run.tracker, on_outcome=on_outcome)
+    run.result = train_outcomes(run.crm, run.cfg, on_outcome=on_outcome)
     return run.result
 
 

@@ -24,7 +24,7 @@ from sklearn.metrics import adjusted_rand_score
 from benchmarks.common import Run, prepare, print_steps, print_versions, train
 from icpkit.data.crm import CRMData
 from icpkit.data.synthetic import NOISE_ATTRIBUTES
-from icpkit.icp.build import ICPResult, build_icp
+from icpkit.icp.result import ICPResult, build_icp
 
 
 def _shuffle(crm: CRMData) -> None:
@@ -32,9 +32,10 @@ def _shuffle(crm: CRMData) -> None:
 
 
 def run_icp(run: Run) -> ICPResult:
-    with run.tracker.start_training("benchmark", params={}, tags={}) as run_id:
-        result = train(run)
-        return run.timed("build ICP", lambda: build_icp(run.crm, result, run.cfg, version=run_id))  # type: ignore[return-value]
+    result = train(run)
+    return run.timed(  # type: ignore[return-value]
+        "build ICP", lambda: build_icp(run.crm, result, run.cfg, version="benchmark", dataset="synthetic CRM")
+    )
 
 
 def main() -> None:

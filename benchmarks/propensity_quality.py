@@ -28,8 +28,7 @@ def main() -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         run = prepare(Path(tmp), args.accounts, args.seed)
-        with run.tracker.start_training("benchmark", params={}, tags={}):
-            result = train(run)
+        result = train(run)
         rows = []
         for name, report in result.trained.items():
             truth = run.synthetic.propensities[name]

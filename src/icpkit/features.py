@@ -211,17 +211,18 @@ class FeatureSpec:
         """The raw columns a row to score needs: the row's own, its account's, its engagement."""
         return [self.as_of_column, *self.entity, *self.account, *self.engagement]
 
-    def features(self, rows: pd.DataFrame, reference_date: pd.Timestamp) -> pd.DataFrame:
+    def features(self, rows: pd.DataFrame, reference_date: pd.Timestamp | None) -> pd.DataFrame:
         """Features of raw rows holding the entity columns, account attributes and engagement.
 
-        ``reference_date`` is the extract (training) or scoring date: snapshot attributes are
-        not used for rows whose as-of time is older than ``snapshot_max_age_days`` before it.
+        ``reference_date`` is the extract date in training: snapshot attributes are not used for
+        rows whose as-of time is older than ``snapshot_max_age_days`` before it. ``None`` (rows
+        being scored now, with the account's current snapshot) masks nothing.
         """
         as_of = pd.to_datetime(rows[self.as_of_column]).reset_index(drop=True)
         rows = rows.reset_index(drop=True)
         parts = [prepare_attributes(rows, self.entity, as_of), prepare_attributes(rows, self.account, as_of)]
         X = pd.concat(parts, axis=1)
-        if self.snapshot_columns and self.snapshot_max_age_days is not None:
+        if self.snapshot_columns and self.snapshot_max_age_days is not None and reference_date is not None:
             old = (as_of < pd.Timestamp(reference_date) - pd.Timedelta(days=self.snapshot_max_age_days)).to_numpy()
             for name in self.snapshot_columns:
                 col = self.account[name].feature
