@@ -20,7 +20,14 @@ from icpkit.config import load_config
 from icpkit.data.loading import load_crm
 from icpkit.data.synthetic import ensure_synthetic_crm
 from icpkit.icp.build import ICPResult, build_icp, log_icp
-from icpkit.registry import Tracker, resolve_tracking_uri
+from icpkit.registry import (
+    Tracker,
+    check_dataset,
+    check_tracking,
+    dataset_key,
+    recover_interrupted,
+    resolve_tracking_uri,
+)
 from icpkit.training import summary_table, train_outcomes
 from pipelines._cli import (
     PROJECT_ROOT,
@@ -56,6 +63,13 @@ def main() -> int:
         log.warning("%s: excluded %d rows on purpose: %s", ex.table, ex.count, ex.reason)
 
     uri = resolve_tracking_uri(cfg.tracking.tracking_uri, environ(), PROJECT_ROOT)
+    check_tracking(uri)
+    recover_interrupted(uri, cfg.tracking.experiment)
+    if cfg.tracking.register_models:
+        prefix = cfg.tracking.model_prefix
+        names = [f"{prefix}-{o}" for o in [*cfg.training.outcomes, "segments"]]
+        key = dataset_key(cfg.data.source, {t: tc.source for t, tc in cfg.data.tables.items()})
+        check_dataset(uri, names, key, allow_change=cfg.tracking.allow_dataset_change)
     tracker = Tracker(uri, cfg.tracking.experiment, artifact_root=PROJECT_ROOT / "mlruns")
     params = {"config": cfg.model_dump(mode="json"), "data_fingerprint": crm.fingerprint()}
     with tracker.start_training(run_name="train", params=params, tags={"source": cfg.data.source}) as run_id:

@@ -233,7 +233,14 @@ def train_outcomes(
 
 def log_outcome(report: OutcomeReport, cfg: Config, tracker: Tracker) -> None:
     """Child run with params, metrics, plots and the model; register it behind the gate."""
-    from icpkit.registry import champion_score_on, log_model, register_with_gate
+    from icpkit.registry import (
+        Candidate,
+        config_hash,
+        dataset_key,
+        log_model,
+        register_candidates,
+        to_model_input,
+    )
 
     assert report.model is not None and report.test is not None and report.split is not None
     name = report.outcome
@@ -278,18 +285,30 @@ def log_outcome(report: OutcomeReport, cfg: Config, tracker: Tracker) -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = report.model.save(Path(tmp) / "model")
-            example = X_test.head(5)
-            model_uri = log_model(tracker, model_dir, name=f"{name}_model", input_example=example)
+            logged = log_model(tracker.tracking_uri, run_id, model_dir, f"{name}_model", X_test)
         if cfg.tracking.register_models:
             registered = f"{cfg.tracking.model_prefix}-{name}"
-            champion = champion_score_on(tracker.tracking_uri, registered, X_test, y_test, _auc_metric)
-            report.registration = register_with_gate(
-                tracker.tracking_uri,
+            column = f"{name}_propensity"
+
+            def score_champion(champion: Any) -> float:
+                served = champion.predict(to_model_input(X_test))[column].to_numpy()
+                return _auc_metric(np.asarray(y_test), served)
+
+            candidate = Candidate(
                 registered,
-                model_uri,
-                candidate_score=float(report.test.metrics["roc_auc"]),
-                champion_score=champion,
+                logged,
+                float(report.test.metrics["roc_auc"]),
+                score_champion,
+                f"Calibrated probability of the {name} outcome ({report.model.kind}).",
             )
+            report.registration = register_candidates(
+                tracker.tracking_uri,
+                [candidate],
+                run_id=run_id,
+                dataset_key=dataset_key(cfg.data.source, {t: tc.source for t, tc in cfg.data.tables.items()}),
+                config_hash=config_hash(cfg.model_dump(mode="json")),
+                promote_on_schema_change=cfg.tracking.promote_on_schema_change,
+            )[0]
             tracker.log_params({"registered_model": registered, "alias": report.registration.alias})
 
 

@@ -722,7 +722,14 @@ def _tier_dashboard(
 
 def log_icp(result: ICPResult, folder: Path, cfg: Config, tracker: Tracker) -> dict[str, Any]:
     """Log the written ICP folder to the open training run; register ``icp-segments`` behind the gate."""
-    from icpkit.registry import load_champion, log_model, register_with_gate, to_model_input
+    from icpkit.registry import (
+        Candidate,
+        config_hash,
+        dataset_key,
+        log_model,
+        register_candidates,
+        to_model_input,
+    )
 
     tracker.log_artifacts(folder, "icp")
     p = result.profile
@@ -745,7 +752,9 @@ def log_icp(result: ICPResult, folder: Path, cfg: Config, tracker: Tracker) -> d
     frame = result.segment_frame
     if frame is None:
         return out
-    uri = log_model(tracker, folder / "models" / "segments", name="segments", input_example=frame.head(5))
+    run_id = tracker.run_id
+    assert run_id is not None
+    logged = log_model(tracker.tracking_uri, run_id, folder / "models" / "segments", "segments", frame)
     name = f"{cfg.tracking.model_prefix}-segments"
     # Both partitions are judged by their silhouette in the new model's space, on the same
     # accounts: the champion keeps its alias unless the new segments separate at least as well.
@@ -758,17 +767,20 @@ def log_icp(result: ICPResult, folder: Path, cfg: Config, tracker: Tracker) -> d
 
     # The accounts' segments were assigned when the ICP was built (same rows, same order).
     candidate = separation(result.account_scores["segment"].to_numpy())
-    champion_model = load_champion(tracker.tracking_uri, name)
-    champion = None
-    if champion_model is not None:
-        try:
-            champion = separation(champion_model.predict(to_model_input(frame))["segment"].to_numpy())
-        except Exception as exc:  # noqa: BLE001 - an older champion may need other columns
-            log.warning(
-                "icp-segments champion cannot score today's accounts (%s); the new version is challenger", exc
-            )
-    reg = register_with_gate(
-        tracker.tracking_uri, name, uri, candidate_score=candidate, champion_score=champion
+
+    def score_champion(champion: Any) -> float:
+        return separation(champion.predict(to_model_input(frame))["segment"].to_numpy())
+
+    seg = Candidate(
+        name, logged, candidate, score_champion, "Account segment (K-means on ICP attributes).", "silhouette"
     )
+    reg = register_candidates(
+        tracker.tracking_uri,
+        [seg],
+        run_id=run_id,
+        dataset_key=dataset_key(cfg.data.source, {t: tc.source for t, tc in cfg.data.tables.items()}),
+        config_hash=config_hash(cfg.model_dump(mode="json")),
+        promote_on_schema_change=cfg.tracking.promote_on_schema_change,
+    )[0]
     out["segments"] = reg
     return out
