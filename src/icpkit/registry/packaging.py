@@ -40,7 +40,7 @@ CODE_FILE = Path(__file__).with_name("pyfunc_model.py")
 FORMAT_TAG = "icpkit.format"
 MANIFEST_FOLDER = "model_manifests"
 #: Distributions the packaged icpkit code imports when a model is loaded and scores (checked by
-#: tests/unit/test_registry_packaging.py, which loads a model and maps every imported module).
+#: tests/unit/test_registry.py, which loads a model and maps what icpkit modules import).
 SCORING_DISTRIBUTIONS = (
     "mlflow",
     "numpy",

@@ -26,6 +26,7 @@ from typing import Any
 import mlflow
 from mlflow.exceptions import MlflowException
 
+from icpkit.errors import ICPKitError
 from icpkit.registry.errors import ModelIntegrityError
 from icpkit.registry.store import client_for
 from icpkit.secrets import mask_secrets
@@ -209,11 +210,15 @@ def download_verified(tracking_uri: str, model_uri: str, dst_path: str | Path) -
     ------
     ModelIntegrityError
         The version is unknown, carries no manifest, or a file differs, was added or is missing.
+    ICPKitError
+        ``dst_path`` is not empty.
     """
     mv = resolve_version(tracking_uri, model_uri)
     manifest = recorded_manifest(tracking_uri, mv)
     label = f"models:/{mv.name}/{mv.version}"
     dst = Path(dst_path)
+    if dst.exists() and any(dst.iterdir()):
+        raise ICPKitError(f"{dst} is not empty: pass a new or empty folder for the verified copy")
     dst.mkdir(parents=True, exist_ok=True)
     source = client_for(tracking_uri).get_model_version_download_uri(mv.name, mv.version)
     with tempfile.TemporaryDirectory(prefix="icpkit-download-", dir=dst.parent) as tmp:
