@@ -52,10 +52,25 @@ def main(argv: list[str] | None = None) -> int:
     for ex in crm.excluded:
         log.warning("%s: excluded %d rows on purpose: %s", ex.table, ex.count, ex.reason)
 
-    from icpkit.registry import Tracker, resolve_tracking_uri
+    from icpkit.registry import (
+        Tracker,
+        check_dataset,
+        check_tracking,
+        dataset_key,
+        recover_interrupted,
+        resolve_tracking_uri,
+    )
     from icpkit.workflow import train_and_profile, write_outputs
 
     uri = resolve_tracking_uri(cfg.tracking.tracking_uri, environ(), PROJECT_ROOT)
+    # Before minutes of training: the store answers, a killed publish is undone, datasets don't mix.
+    check_tracking(uri)
+    recover_interrupted(uri, cfg.tracking.experiment)
+    if cfg.tracking.register_models:
+        prefix = cfg.tracking.model_prefix
+        names = [f"{prefix}-{o}" for o in [*cfg.training.outcomes, "scorer"]]
+        key = dataset_key(cfg.data.source, {t: tc.source for t, tc in cfg.data.tables.items()})
+        check_dataset(uri, names, key, allow_change=cfg.tracking.allow_dataset_change)
     tracker = Tracker(uri, cfg.tracking.experiment, artifact_root=PROJECT_ROOT / "mlruns")
     previous = tracker.previous_training_json("icp/icp_profile.json")
     with console.status("training…") as status:

@@ -199,12 +199,21 @@ class TrainingConfig(_Strict):
 
 
 class TrackingConfig(_Strict):
+    """Where runs go and how models are registered."""
+
     #: ``None``: the caller decides (the pipelines use ``MLFLOW_TRACKING_URI`` or
     #: ``sqlite:///mlruns/mlflow.db`` under the project root).
     tracking_uri: str | None = None
     experiment: str = "icpkit"
     register_models: bool = True
-    model_prefix: str = "icp"
+    #: Registered names are ``<prefix>-<outcome>``, ``<prefix>-segments``, ``<prefix>-scorer``:
+    #: one prefix per dataset keeps two datasets from competing for one champion.
+    model_prefix: str = Field("icp", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    #: When the champion cannot score the new holdout (its input columns changed), the new
+    #: version becomes champion instead of challenger (the version's gate reason says so).
+    promote_on_schema_change: bool = False
+    #: Let a dataset other than the champion's compete for (and replace) it, with a warning.
+    allow_dataset_change: bool = False
 
 
 class TiersConfig(_Strict):

@@ -1,211 +1,207 @@
-"""Pickle-free pyfunc models and the champion gate, against real MLflow SQLite stores."""
+"""Packaging, logging and verified loading of pickle-free icpkit models, against real SQLite stores."""
 
+from __future__ import annotations
+
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
-import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score
+import yaml
 
-from icpkit.models.encoding import FeatureEncoder
-from icpkit.models.propensity import LogisticDesign, PropensityModel
 from icpkit.registry import (
+    Candidate,
     Tracker,
-    champion_score_on,
-    champion_version,
-    gate_decision,
+    build_model_folder,
     load_champion,
+    load_verified,
     loaders,
     log_model,
-    logged_model_dir,
-    register_loader,
-    register_with_gate,
+    model_requirements,
+    register_candidates,
     to_model_input,
-    use_tracking_uri,
+    typical_example,
 )
+from icpkit.registry.store import client_for
 
-# Fixtures template_db and tracking_uri live in tests/unit/conftest.py.
-
-
-def _frame(n=300, seed=0):
-    rng = np.random.default_rng(seed)
-    X = pd.DataFrame(
-        {
-            "employees": rng.lognormal(4, 1, n),
-            "industry": pd.Series(rng.choice(["fintech", "retail", "media"], n), dtype="str"),
-            "seats": rng.integers(1, 50, n).astype("float64"),
-        }
-    )
-    X.loc[::13, "employees"] = np.nan
-    X.loc[::17, "industry"] = None
-    logit = -1 + 1.5 * (X["industry"] == "fintech") + 0.4 * np.log(X["employees"].fillna(50)) - 1.2
-    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int).to_numpy()
-    return X, y
+# Fixtures tracking_uri, data and models live in tests/unit/conftest.py.
+ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def data():
-    X, y = _frame(300, seed=0)
-    Xh, yh = _frame(120, seed=1)
-    # Holdout edge cases: missing numbers, missing / unseen categories.
-    Xh.loc[0, "employees"] = np.nan
-    Xh.loc[1, "industry"] = None
-    Xh.loc[2, "industry"] = "never-seen"
-    Xh.loc[3, ["employees", "seats"]] = np.nan
-    return X, y, Xh, yh
+def _publish(uri, model_dir, X, name="icp-win", score=0.7):
+    """Log ``model_dir`` in a fresh training run and register it (no champion yet: champion)."""
+    tracker = Tracker(uri, "icpkit-test")
+    with tracker.start_training("test run") as run_id:
+        ref = log_model(uri, run_id, model_dir, "win", X)
+        candidate = Candidate(name, ref, score, lambda model: 0.0, "Win propensity.")
+        reg = register_candidates(uri, [candidate], run_id=run_id, dataset_key="k", config_hash="c")[0]
+    return ref, reg
 
 
-def _lightgbm(X, y):
-    enc = FeatureEncoder().fit(X)
-    booster = lgb.train(
-        {"objective": "binary", "verbosity": -1, "deterministic": True, "seed": 1, "num_threads": 1},
-        lgb.Dataset(enc.transform(X), y, categorical_feature=enc.categorical_columns_),
-        num_boost_round=8,
-    )
-    return PropensityModel("win", "lightgbm", enc, booster=booster, calibration=(0.9, 0.05))
+def _environment():
+    # MLflow's telemetry client keeps its own session id in the environment; that is not ours.
+    return {k: v for k, v in os.environ.items() if not k.startswith("_MLFLOW_TELEMETRY")}
 
 
-def _logistic(X, coef_sign=1.0):
-    enc = FeatureEncoder().fit(X)
-    design = LogisticDesign().fit(enc.transform(X), enc)
-    coef = coef_sign * np.linspace(-0.8, 0.8, len(design.column_groups()))
-    return PropensityModel("win", "logistic", enc, design=design, coef=coef.tolist(), intercept=-0.3)
-
-
-@pytest.fixture(scope="module")
-def models(data, tmp_path_factory):
-    X, y, _, _ = data
-    root = tmp_path_factory.mktemp("models")
-    out = {}
-    for name, model in {
-        "lightgbm": _lightgbm(X, y),
-        "logistic": _logistic(X),
-        "bad": _logistic(X, coef_sign=-1.0),
-    }.items():
-        out[name] = (model, model.save(root / name))
-    return out
-
-
-def _no_pickles(folder: Path):
-    return not [p for p in folder.rglob("*") if p.suffix.lower() in {".pkl", ".pickle", ".joblib"}]
-
-
-# --- tests ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["lightgbm", "logistic"])
-def test_champion_loads_without_pickles_and_matches_in_memory(tracking_uri, data, models, kind, monkeypatch):
-    X, _, Xh, yh = data
+def test_registered_model_loads_without_pickles_and_matches_in_memory(
+    tracking_uri, data, models, kind, monkeypatch
+):
+    X, _, Xh, _ = data
     model, model_dir = models[kind]
-    tracker = Tracker(tracking_uri, "icpkit-test")
-    with tracker.start_training("train", params={}, tags={}), tracker.start_outcome("win"):
-        uri = log_model(tracker, model_dir, "win", X)
-        run_id = tracker.run_id
-    assert uri.startswith("models:/m-")
-    assert os.environ.get("MLFLOW_TRACKING_URI") is None  # global URI restored
-    folder = logged_model_dir(tracking_uri, uri)
-    assert (folder / "MLmodel").is_file() and (folder / "pyfunc_model.py").is_file()
-    assert _no_pickles(folder) and _no_pickles(Path(tracking_uri.removeprefix("sqlite:///")).parent)
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    assert client.get_logged_model(uri.removeprefix("models:/")).source_run_id == run_id
-
-    result = register_with_gate(tracking_uri, "icp-win", uri, candidate_score=0.7, champion_score=None)
-    assert (result.version, result.alias, result.reason) == ("1", "champion", "no champion yet")
+    ref, reg = _publish(tracking_uri, model_dir, X)
+    assert (reg.version, reg.alias) == ("1", "champion")
+    folder = Path(ref.artifact_location.removeprefix("file://"))
+    assert {"MLmodel", "pyfunc_model.py", "requirements.txt", "code/icpkit/registry/loaders.py"} <= set(
+        ref.manifest
+    )
+    assert not [p for p in folder.rglob("*") if p.suffix in {".pkl", ".pickle", ".joblib", ".cloudpickle"}]
 
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
-    with use_tracking_uri(tracking_uri):
-        loaded = mlflow.pyfunc.load_model("models:/icp-win@champion")
-        schema = loaded.metadata.get_input_schema()
+    loaded = load_verified(tracking_uri, "models:/icp-win@champion")
+    schema = loaded.metadata.get_input_schema()
     assert {c.name: c.type.name for c in schema.inputs} == {
         "employees": "double",
         "industry": "string",
         "seats": "double",
     }
-
     expected = model.predict_proba(Xh)
-    # The frame as icpkit builds it (pandas str dtype with NaN) ...
-    out = loaded.predict(Xh)
+    out = loaded.predict(to_model_input(Xh))
     assert list(out.columns) == ["win_propensity"]
     np.testing.assert_allclose(out["win_propensity"].to_numpy(), expected, rtol=1e-12)
-    # ... and a plain object frame with None; int64 numbers go through to_model_input (MLflow
-    # refuses int64 -> double as "not safe").
+    # int64 and bool numbers go through to_model_input (MLflow refuses int64 -> double as unsafe).
     with_ints = Xh.assign(seats=Xh["seats"].fillna(0).astype("int64"))
     plain = to_model_input(with_ints)
     assert plain["industry"].dtype == object and plain["seats"].dtype == "float64"
     np.testing.assert_allclose(
-        loaded.predict(plain)["win_propensity"].to_numpy(),
-        model.predict_proba(plain),
-        rtol=1e-12,
+        loaded.predict(plain)["win_propensity"].to_numpy(), model.predict_proba(plain), rtol=1e-12
     )
-    assert plain["industry"].isna().sum() > 0 and np.isnan(Xh["employees"].to_numpy()).any()
-
-    champ = load_champion(tracking_uri, "icp-win")
-    np.testing.assert_allclose(champ.predict(Xh)["win_propensity"].to_numpy(), expected, rtol=1e-12)
-    score = champion_score_on(tracking_uri, "icp-win", Xh, yh, roc_auc_score)
-    assert score == pytest.approx(roc_auc_score(yh, expected), rel=1e-12)
+    champion = load_champion(tracking_uri, "icp-win")
+    served = champion.predict(to_model_input(Xh))["win_propensity"].to_numpy()
+    np.testing.assert_allclose(served, expected, rtol=1e-12)
+    assert load_champion(tracking_uri, "icp-nothing") is None
 
 
-def test_gate_champion_challenger_on_same_holdout(tracking_uri, data, models):
-    X, _, Xh, yh = data
-    tracker = Tracker(tracking_uri, "icpkit-test")
-    uris = {}
-    with tracker.start_training("train", params={}, tags={}), tracker.start_outcome("win"):
-        for kind in ["logistic", "lightgbm", "bad"]:
-            uris[kind] = log_model(tracker, models[kind][1], kind, X)
-
-    def holdout_auc(kind):
-        return roc_auc_score(yh, models[kind][0].predict_proba(Xh))
-
-    assert load_champion(tracking_uri, "icp-win") is None
-    assert champion_score_on(tracking_uri, "icp-win", Xh, yh, roc_auc_score) is None
-
-    first = register_with_gate(tracking_uri, "icp-win", uris["logistic"], holdout_auc("logistic"), None)
-    assert (first.version, first.alias) == ("1", "champion")
-
-    # The better LightGBM model, compared with the champion scored on the same holdout.
-    assert holdout_auc("lightgbm") > holdout_auc("logistic") > holdout_auc("bad")
-    champ_score = champion_score_on(tracking_uri, "icp-win", Xh, yh, roc_auc_score)
-    assert champ_score == pytest.approx(holdout_auc("logistic"), rel=1e-12)
-    second = register_with_gate(
-        tracking_uri, "icp-win", uris["lightgbm"], holdout_auc("lightgbm"), champ_score
+def test_logging_registering_and_loading_leave_no_global_state(tracking_uri, data, models):
+    X, _, Xh, _ = data
+    env, uri, registry, path = (
+        _environment(),
+        mlflow.get_tracking_uri(),
+        mlflow.get_registry_uri(),
+        list(sys.path),
     )
-    assert (second.version, second.alias, second.previous_champion_version) == ("2", "champion", "1")
-    assert champion_version(tracking_uri, "icp-win") == "2"
+    _publish(tracking_uri, models["lightgbm"][1], X)
+    load_verified(tracking_uri, "models:/icp-win/1").predict(to_model_input(Xh))
+    assert _environment() == env
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == (uri, registry)
+    assert sys.path == path  # the model's code/ folder is not left on the import path
 
-    # A deliberately worse model: challenger, the champion alias stays on version 2.
-    champ_score = champion_score_on(tracking_uri, "icp-win", Xh, yh, roc_auc_score)
-    third = register_with_gate(tracking_uri, "icp-win", uris["bad"], holdout_auc("bad"), champ_score)
-    assert (third.version, third.alias) == ("3", "challenger")
-    assert champion_version(tracking_uri, "icp-win") == "2"
-    assert champion_version(tracking_uri, "icp-win", "challenger") == "3"
 
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    v1, v3 = client.get_model_version("icp-win", "1"), client.get_model_version("icp-win", "3")
-    assert v1.aliases == []
-    assert float(v3.tags["icpkit.candidate_score"]) == holdout_auc("bad")
-    assert float(v3.tags["icpkit.champion_score"]) == champ_score
-    assert (
-        v3.tags["icpkit.gate"] == "challenger" and v3.tags["icpkit.champion_version_at_registration"] == "2"
+def test_model_folder_has_relative_paths_and_a_typical_example_only(data, models, tmp_path):
+    X, _, _, _ = data
+    X = X.assign(company=[f"Customer {i} GmbH" for i in range(len(X))])  # unique: must not leak
+    out = build_model_folder(models["logistic"][1], X[["employees", "industry", "seats"]], tmp_path / "m")
+    mlmodel = yaml.safe_load((out / "MLmodel").read_text())
+    conf = mlmodel["flavors"]["python_function"]
+    assert conf["model_code_path"] == "pyfunc_model.py"
+    assert conf["artifacts"]["model_dir"] == {"path": "artifacts/model_dir", "uri": "artifacts/model_dir"}
+    for f in out.rglob("*"):
+        if f.is_file() and f.suffix in {"", ".json", ".yaml", ".txt"}:
+            assert str(tmp_path) not in f.read_text() and str(ROOT) not in f.read_text(), f
+    example = json.loads((out / "input_example.json").read_text())
+    assert example["columns"] == ["employees", "industry", "seats"] and len(example["data"]) == 1
+    row = dict(zip(example["columns"], example["data"][0], strict=True))
+    assert row["employees"] == pytest.approx(X["employees"].median())
+    assert row["seats"] == pytest.approx(X["seats"].median())
+    assert row["industry"] == X["industry"].value_counts().index[0]
+
+
+def test_typical_example_hides_rare_values_and_handles_dates_and_booleans():
+    frame = pd.DataFrame(
+        {
+            "name": pd.Series([f"acct {i}" for i in range(10)], dtype="str"),
+            "plan": pd.Series(["pro"] * 6 + ["free"] * 4, dtype="str"),
+            "active": [True] * 7 + [False] * 3,
+            "signed": pd.to_datetime(["2024-01-01"] * 5 + ["2024-01-11"] * 5),
+            "arr": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, np.nan],
+        }
     )
-    # The SQL registry does not store model_id; the version keeps the models:/<id> source.
-    assert v3.source == uris["bad"]
+    row = typical_example(frame).iloc[0].to_dict()
+    assert row["name"] is None and row["plan"] == "pro" and row["active"] == 1.0
+    assert row["signed"].startswith("2024-01-06") and row["arr"] == 5.0
 
 
-def test_gate_decision_rules():
-    assert gate_decision(0.5, None, has_champion=False) == ("champion", "no champion yet")
-    assert gate_decision(0.80, 0.80, True)[0] == "champion"  # ties keep the newer model
-    assert gate_decision(0.79, 0.80, True)[0] == "challenger"
-    assert gate_decision(0.79, 0.80, True, tolerance=0.02)[0] == "champion"
-    assert gate_decision(0.10, 0.20, True, higher_is_better=False)[0] == "champion"
-    assert gate_decision(0.25, 0.20, True, higher_is_better=False)[0] == "challenger"
-    assert gate_decision(float("nan"), None, False)[0] == "challenger"
-    assert gate_decision(0.9, None, True)[0] == "challenger"
-    assert gate_decision(0.9, None, True, if_champion_unscored="champion")[0] == "champion"
+def test_requirements_pin_everything_the_packaged_code_imports(tracking_uri, data, models, tmp_path):
+    """Load and score a packaged model in a fresh process; every library that the loaded icpkit
+    modules import must be a pinned requirement or one of their dependencies."""
+    X, _, _, _ = data
+    out = build_model_folder(models["lightgbm"][1], X, tmp_path / "m")
+    script = f"""
+import importlib.metadata as md, json, sys
+import mlflow, pandas as pd
+model = mlflow.pyfunc.load_model({str(out)!r})
+example = pd.read_json({str(out / "input_example.json")!r}, orient="split")
+doubles = [c.name for c in model.metadata.get_input_schema().inputs if c.type.name == "double"]
+model.predict(example.astype({{c: "float64" for c in doubles}}))
+# What the loaded icpkit modules import themselves (third-party libraries' own optional imports,
+# such as sklearn's rich progress bar, are theirs to declare).
+import ast
+names = set()
+for mod in [m for n, m in list(sys.modules.items()) if n.split(".")[0] == "icpkit"]:
+    for node in ast.walk(ast.parse(open(mod.__file__).read())):
+        if isinstance(node, ast.Import):
+            names |= {{a.name.split(".")[0] for a in node.names}}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+dists = md.packages_distributions()
+print(json.dumps(sorted({{d for n in names for d in dists.get(n, [])}})))
+"""
+    env = {"PATH": os.environ["PATH"], "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    used = {_canonical(d) for d in json.loads(proc.stdout.strip().splitlines()[-1])} - {"icpkit"}
+    pinned = [line.split("==")[0] for line in (out / "requirements.txt").read_text().split()]
+    assert [line for line in (out / "requirements.txt").read_text().split() if "==" not in line] == []
+    assert pinned == [r.split("==")[0] for r in model_requirements()]
+    covered = _with_dependencies(pinned)
+    assert used <= covered, f"imported at scoring time but not required: {sorted(used - covered)}"
+
+
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def _with_dependencies(roots: list[str]) -> set[str]:
+    """``roots`` and everything they require (without extras), as installed here."""
+    import importlib.metadata as md
+    import re
+
+    seen, todo = set(), [_canonical(r) for r in roots]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = md.requires(name) or []
+        except md.PackageNotFoundError:
+            continue
+        for req in requires:
+            if "extra ==" in req:
+                continue
+            todo.append(_canonical(re.split(r"[\s<>=!~;\[(]", req, maxsplit=1)[0]))
+    return seen
 
 
 class _ConstantScorer:
-    """A stand-in for later formats (segments, composite scorer): JSON in, DataFrame out."""
+    """A stand-in for later formats (e.g. the composite scorer): JSON in, DataFrame out."""
 
     def __init__(self, value):
         self.value = value
@@ -213,28 +209,35 @@ class _ConstantScorer:
     def predict(self, frame):
         return pd.DataFrame({"segment": [self.value] * len(frame)}, index=frame.index)
 
-    @classmethod
-    def load(cls, directory):
-        import json
 
-        return cls(json.loads((Path(directory) / "model.json").read_text())["value"])
+def load_constant(directory):
+    return _ConstantScorer(json.loads((Path(directory) / "model.json").read_text())["value"])
 
 
-def test_other_formats_plug_in_with_one_loader(tracking_uri, data, tmp_path, monkeypatch):
+def test_a_new_format_is_one_line_in_the_loader_table(tracking_uri, data, tmp_path, monkeypatch):
     X, _, Xh, _ = data
-    monkeypatch.setattr(loaders, "_LOADERS", dict(loaders._LOADERS))  # undone after the test
-    register_loader("test.Constant/1", _ConstantScorer.load)
+    monkeypatch.setitem(loaders.LOADERS, "test.Constant/1", "tests.unit.test_registry:load_constant")
     folder = tmp_path / "const"
     folder.mkdir()
     (folder / "model.json").write_text('{"format": "test.Constant/1", "value": "saas-midmarket"}')
-    tracker = Tracker(tracking_uri, "icpkit-test")
-    with tracker.start_training("train", params={}, tags={}) as run_id:
-        uri = log_model(run_id, folder, "segments", X, tracking_uri=tracking_uri)  # by run id
-    register_with_gate(tracking_uri, "icp-segments", uri, 1.0, None)
-    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
-    out = load_champion(tracking_uri, "icp-segments").predict(Xh)
+    _publish(tracking_uri, folder, X, name="icp-segments")
+    out = load_champion(tracking_uri, "icp-segments").predict(to_model_input(Xh))
     assert out["segment"].eq("saas-midmarket").all() and len(out) == len(Xh)
 
     (folder / "model.json").write_text('{"format": "nobody.knows/9"}')
-    with pytest.raises(ValueError, match="no loader registered"):
-        log_model(run_id, folder, "x", X, tracking_uri=tracking_uri)
+    with pytest.raises(ValueError, match="unknown model format 'nobody.knows/9'"):
+        build_model_folder(folder, X, tmp_path / "x")
+    (folder / "model.json").write_text('{"format": "test.Constant/1", "value": "x"}')
+    (folder / "weights.pkl").write_bytes(b"\x80\x04")
+    with pytest.raises(ValueError, match="pickle"):
+        build_model_folder(folder, X, tmp_path / "y")
+
+
+def test_logged_model_belongs_to_its_run(tracking_uri, data, models):
+    X, _, _, _ = data
+    ref, reg = _publish(tracking_uri, models["lightgbm"][1], X)
+    client = client_for(tracking_uri)
+    logged = client.get_logged_model(ref.model_id)
+    assert logged.source_run_id == ref.run_id and logged.status.to_proto() == 2  # READY
+    version = client.get_model_version("icp-win", reg.version)
+    assert version.run_id == ref.run_id and version.source == ref.artifact_location

@@ -534,6 +534,8 @@ class ICPDerivation:
     cohorts: dict[str, Any]
     catalogue: dict[str, dict[str, AttributeSpec]]
     refused: dict[str, str]
+    #: Every account's raw attributes and engagement at the extract date (what was scored).
+    book: pd.DataFrame
 
 
 def derive_icp(
@@ -571,7 +573,7 @@ def derive_icp(
     refused = {k: v for r in training.reports.values() if r.dataset is not None for k, v in r.dataset.refused.items()}
     return ICPDerivation(
         fitted, scores, evidence, weights, fit_validation, engagement_validation, negative, segments, tiers,
-        cohorts, catalogue, refused,
+        cohorts, catalogue, refused, book,
     )  # fmt: skip
 
 

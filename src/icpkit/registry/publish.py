@@ -2,31 +2,34 @@
 
 Called once, at the very end of a run that trained and profiled successfully
 (:func:`icpkit.workflow.train_and_profile`), so a crash during training or the ICP stage leaves
-the registry and every ``@champion`` exactly as they were. All models are logged first; aliases
-move last, together.
+the registry and every ``@champion`` exactly as they were. Every model is logged first, then
+:func:`~icpkit.registry.gate.register_candidates` creates all versions and moves the aliases last,
+together (a publish killed half-way is rolled back when the next training starts).
+
+Models earn ``@champion`` only with evidence: an outcome model whose test AUC's CI includes 0.5,
+and an ``icp-scorer`` whose profile says "insufficient evidence", are registered as challengers.
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from icpkit.features import account_attributes_as_of, raw_rows
 from icpkit.models import evaluation as ev
 from icpkit.models.explain import plot_beeswarm, plot_waterfall
-from icpkit.registry.registry import (
-    CHALLENGER,
-    RegistrationResult,
-    champion_score_on,
-    log_model,
-    register_with_gate,
-)
+from icpkit.registry.gate import Candidate, Registration, config_hash, dataset_key, register_candidates
+from icpkit.registry.packaging import log_model, to_model_input
 from icpkit.registry.tracking import Tracker
+from icpkit.scoring.served import ICPScorer, icp_input_spec, outcome_input_spec
 from icpkit.secrets import mask_secrets
 
 if TYPE_CHECKING:
@@ -35,56 +38,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Candidate:
-    """A logged model waiting for its alias: registered only after every model of the run is logged."""
-
-    name: str
-    model_uri: str
-    score: float
-    eligible: bool
-    why_not: str
-    X: Any = None
-    y: Any = None
+SCORER = "scorer"
+#: How many rows of each kind the signature and the typical input example are learnt from.
+REFERENCE_ROWS = 2000
 
 
 @dataclass
 class PublishResult:
     run_id: str
-    registrations: dict[str, RegistrationResult] = field(default_factory=dict)
+    registrations: dict[str, Registration] = field(default_factory=dict)
 
     def alias(self, key: str) -> str:
         reg = self.registrations.get(key)
         return reg.alias if reg is not None else "—"
 
 
-def _auc(y: np.ndarray, p: np.ndarray) -> float:
-    return float(roc_auc_score(y, p))
-
-
-def _log_outcome(report: OutcomeReport, tracker: Tracker, parent_params: dict[str, Any]) -> Candidate:
-    """Child run with params, metrics, plots and the model; returns the model as a candidate."""
-    name = report.outcome
-    with tracker.start_outcome(name):
-        tracker.log_params(_outcome_params(report))
-        tracker.log_metrics(report.test.as_flat("test"))
-        for kind, evaluation in report.candidate_tests.items():
-            tracker.log_metrics(evaluation.as_flat(f"{kind}_test"))
-        tracker.log_metrics({f"{k}_val_roc_auc": v for k, v in report.validation_auc.items()})
-        tracker.log_dict(report.single_feature_auc, "diagnostics/single_feature_auc.json")
-        if report.tuning is not None:
-            tracker.log_trials(report.tuning.trials)
-        _log_plots(report, tracker)
-        X_test, y_test = report.test_frame()
-        with tempfile.TemporaryDirectory() as tmp:
-            model_dir = report.model.save(Path(tmp) / "model")
-            uri = log_model(tracker, model_dir, name=f"{name}_model", input_example=X_test.head(5))
-    lo = report.test.ci["roc_auc"][0]
-    return Candidate(
-        name=name, model_uri=uri, score=float(report.test.metrics["roc_auc"]), eligible=bool(lo > 0.5),
-        why_not="" if lo > 0.5 else "no evidence of signal (the test AUC's CI includes 0.5)", X=X_test, y=y_test,
-    )  # fmt: skip
+# ---------------------------------------------------------------------------------------------
+# outcome models
 
 
 def _outcome_params(report: OutcomeReport) -> dict[str, Any]:
@@ -119,35 +89,135 @@ def _log_plots(report: OutcomeReport, tracker: Tracker) -> None:
         )
 
 
-def _register(candidates: list[Candidate], tracker: Tracker, prefix: str) -> dict[str, RegistrationResult]:
-    """Aliases move last, for every model together (nothing was registered while training)."""
+def _test_raw_rows(run: TrainedRun, report: OutcomeReport) -> tuple[pd.DataFrame, np.ndarray]:
+    """The test period in the raw form the registered model takes, with its labels."""
+    spec = report.dataset.spec
+    rows = raw_rows(run.crm, spec)
+    labelled = report.dataset.labelled.to_numpy()
+    test = rows[labelled].reset_index(drop=True)[report.split.test].reset_index(drop=True)
+    return test, report.test_frame()[1]
+
+
+def _auc_of(score: Callable[[Any], np.ndarray], y: np.ndarray) -> Callable[[Any], float]:
+    return lambda model: float(roc_auc_score(y, score(model)))
+
+
+def outcome_candidate(run: TrainedRun, report: OutcomeReport, tracker: Tracker, prefix: str) -> Candidate:
+    """Log one outcome's child run and model; the model becomes a registration candidate."""
+    name = report.outcome
+    spec = report.dataset.spec
+    reference = raw_rows(run.crm, spec).head(REFERENCE_ROWS)
+    report.model.metadata["input_spec"] = outcome_input_spec(spec, raw_rows(run.crm, spec)).to_dict()
+    report.model.metadata["max_unseen_share"] = run.config.scoring.max_unseen_share
+    with tracker.start_outcome(name) as child:
+        tracker.log_params(_outcome_params(report))
+        tracker.log_metrics(report.test.as_flat("test"))
+        for kind, evaluation in report.candidate_tests.items():
+            tracker.log_metrics(evaluation.as_flat(f"{kind}_test"))
+        tracker.log_metrics({f"{k}_val_roc_auc": v for k, v in report.validation_auc.items()})
+        tracker.log_dict(report.single_feature_auc, "diagnostics/single_feature_auc.json")
+        if report.tuning is not None:
+            tracker.log_trials(report.tuning.trials)
+        _log_plots(report, tracker)
+        with tempfile.TemporaryDirectory() as tmp:
+            ref = log_model(tracker.tracking_uri, child, report.model.save(Path(tmp) / "model"), name, reference)
+    test, y = _test_raw_rows(run, report)
+    lo = report.test.ci["roc_auc"][0]
+    column = f"{name}_propensity"
+    return Candidate(
+        name=f"{prefix}-{name}", model=ref,
+        score=float(report.test.metrics["roc_auc"]) if lo > 0.5 else float("nan"),
+        score_champion=_auc_of(lambda m: m.predict(to_model_input(test))[column].to_numpy(dtype=float), y),
+        description=f"Calibrated propensity that {report.dataset.spec.table} rows {_verb(name)} "
+        f"({run.dataset}); test AUC {report.test.metrics['roc_auc']:.3f} [{lo:.3f}, {report.test.ci['roc_auc'][1]:.3f}]",
+    )  # fmt: skip
+
+
+def _verb(outcome: str) -> str:
+    return {"conversion": "convert", "win": "are won", "expansion": "expand", "renewal": "renew"}.get(outcome, outcome)
+
+
+# ---------------------------------------------------------------------------------------------
+# the ICP scorer
+
+
+def _scorer_holdout(run: TrainedRun) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Each fit outcome's test rows as raw account rows as of the row's time, with labels."""
+    fitted = run.icp.fitted
+    frames, ys, groups = [], [], []
+    for o in run.icp.derivation.evidence.with_signal:
+        r = run.training.reports[o]
+        test = r.labelled.subset(r.split.test)
+        raw = account_attributes_as_of(run.crm, test.account_ids, test.as_of, fitted.input_columns()[1:])
+        frames.append(raw.assign(as_of=test.as_of.to_numpy()))
+        ys.append(test.y.to_numpy(dtype=int))
+        groups.append(np.full(len(raw), o, dtype=object))
+    if not frames:
+        return pd.DataFrame(), np.array([]), np.array([])
+    return pd.concat(frames, ignore_index=True), np.concatenate(ys), np.concatenate(groups)
+
+
+def _mean_auc(points: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
+    aucs = [roc_auc_score(y[groups == g], points[groups == g]) for g in np.unique(groups) if len(np.unique(y[groups == g])) == 2]
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def scorer_candidate(run: TrainedRun, tracker: Tracker, run_id: str, prefix: str) -> Candidate:
+    """The fitted ICP as ``icp-scorer``, judged by its fit points' mean AUC on the test periods."""
+    fitted = run.icp.fitted
+    book = run.icp.derivation.book
+    scorer = ICPScorer(fitted, icp_input_spec(fitted, book), run.config.scoring.max_unseen_share)
+    holdout, y, groups = _scorer_holdout(run)
+    score = float("nan")
+    if run.icp.sufficient and len(holdout):
+        score = _mean_auc(scorer.predict(holdout)["fit_points"].to_numpy(dtype=float), y, groups)
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = log_model(tracker.tracking_uri, run_id, scorer.save(Path(tmp) / "scorer"), SCORER,
+                        book.reindex(columns=fitted.input_columns()).head(REFERENCE_ROWS))  # fmt: skip
+    status = run.icp.profile["evidence"]["status"]
+    return Candidate(
+        name=f"{prefix}-{SCORER}", model=ref, score=score, metric="test_fit_points_auc",
+        score_champion=lambda m: _mean_auc(m.predict(to_model_input(holdout))["fit_points"].to_numpy(dtype=float), y, groups),
+        description=f"ICP scores of accounts ({run.dataset}): fit points and score, tier, engagement, quadrant, "
+        f"segment, negative-ICP flags and reasons; ICP evidence {status}, version {run.version}",
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+
+def _summary_metrics(run: TrainedRun) -> dict[str, dict[str, float]]:
     out = {}
-    for c in candidates:
-        registered = f"{prefix}-{c.name}"
-        champion = None
-        if c.X is not None:
-            champion = champion_score_on(tracker.tracking_uri, registered, c.X, c.y, _auc, on_error="none")
-        result = register_with_gate(
-            tracker.tracking_uri, registered, c.model_uri, candidate_score=c.score if c.eligible else float("nan"),
-            champion_score=champion, description=None,
-        )  # fmt: skip
-        if not c.eligible and result.alias == CHALLENGER:
-            log.info("%s: registered as challenger: %s", registered, c.why_not)
-        out[c.name] = result
+    for name, r in run.training.trained.items():
+        lo, hi = r.test.ci["roc_auc"]
+        out[name] = {"test_roc_auc": r.test.metrics["roc_auc"], "test_roc_auc_ci_low": lo, "test_ece": r.test.metrics["ece"]}
     return out
 
 
 def publish(run: TrainedRun, tracker: Tracker, icp_folder: Path | None = None) -> PublishResult:
     """Log the whole run (parent + one child per outcome), the ICP, and register every model."""
     cfg = run.config
+    prefix = cfg.tracking.model_prefix
     params = {"config": cfg.model_dump(mode="json"), "data_fingerprint": run.crm.fingerprint(), "version": run.version}
     tags = {"source": mask_secrets(cfg.data.source), "icpkit.dataset": run.dataset, "icpkit.version": run.version}
-    with tracker.start_training(run_name=run.run_name, params=params, tags=tags) as run_id:
-        candidates = [_log_outcome(r, tracker, params) for r in run.training.trained.values()]
-        if run.icp is not None and icp_folder is not None:
-            tracker.log_artifacts(icp_folder, "icp")
+    with tracker.start_training(run.run_name, params=params, tags=tags) as run_id:
+        tracker.log_dataset_inputs(mask_secrets(cfg.data.source), run.crm.tables, run.crm.fingerprint())
+        tracker.log_summary_metrics(_summary_metrics(run))
+        candidates = [outcome_candidate(run, r, tracker, prefix) for r in run.training.trained.values()]
+        if run.icp is not None:
+            if icp_folder is not None:
+                tracker.log_artifacts(icp_folder, "icp")
             tracker.set_tags({"icp.evidence": run.icp.profile["evidence"]["status"]})
+            if run.icp.fitted.fit is not None:
+                candidates.append(scorer_candidate(run, tracker, run_id, prefix))
         result = PublishResult(run_id)
-        if cfg.tracking.register_models:
-            result.registrations = _register(candidates, tracker, cfg.tracking.model_prefix)
+        if cfg.tracking.register_models and candidates:
+            regs = register_candidates(
+                tracker.tracking_uri, candidates, run_id=run_id,
+                dataset_key=dataset_key(cfg.data.source, {t: tc.source for t, tc in cfg.data.tables.items()}),
+                config_hash=config_hash(cfg.model_dump(mode="json")), fingerprint=run.crm.fingerprint(),
+                dataset_label=run.dataset, promote_on_schema_change=cfg.tracking.promote_on_schema_change,
+            )  # fmt: skip
+            result.registrations = {reg.name.removeprefix(f"{prefix}-"): reg for reg in regs}
     return result

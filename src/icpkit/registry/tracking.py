@@ -1,9 +1,10 @@
-"""Experiment tracking: the only place icpkit writes runs, params, metrics and artifacts to MLflow.
+"""Experiment tracking: one training is a parent run, each outcome a nested child run.
 
-Everything goes through an explicit :class:`mlflow.MlflowClient` bound to one tracking URI, so
-two trackers (or two tests) with different stores never share global MLflow state. The default
-store is a SQLite database under ``<project>/mlruns/`` with artifacts next to it (MLflow 3
-refuses a bare ``./mlruns`` file store, and the file store loses data under concurrency).
+Every write goes through an explicit client bound to one tracking URI (see
+:mod:`icpkit.registry.store`), and every tag, param and run name goes through
+:func:`icpkit.secrets.mask_secrets`, so a URL with a password never reaches the store. The
+training run carries the pid and host of the process that opened it, which lets
+:func:`icpkit.registry.gate.recover_interrupted` mark the runs of a killed process as failed.
 """
 
 from __future__ import annotations
@@ -12,38 +13,40 @@ import contextlib
 import hashlib
 import importlib.metadata
 import json
+import logging
 import math
 import os
 import platform
 import re
+import socket
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import mlflow
 import pandas as pd
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 
-try:  # the limits of the installed MLflow (6000 chars per param value in MLflow 3)
-    from mlflow.utils.validation import (
-        MAX_ENTITY_KEY_LENGTH,
-        MAX_METRICS_PER_BATCH,
-        MAX_PARAM_VAL_LENGTH,
-        MAX_PARAMS_TAGS_PER_BATCH,
-    )
-except ImportError:  # pragma: no cover - older/newer MLflow layouts
-    MAX_PARAM_VAL_LENGTH, MAX_ENTITY_KEY_LENGTH = 500, 250
-    MAX_PARAMS_TAGS_PER_BATCH, MAX_METRICS_PER_BATCH = 100, 1000
+from icpkit.registry.store import client_for, sqlite_db_path
+from icpkit.secrets import mask_any, mask_secrets
 
-MLRUNS_DIR = "mlruns"
-DB_FILE = "mlflow.db"
+log = logging.getLogger(__name__)
+
+#: MLflow 3's documented limits (its constants live in a private module, so they are restated).
+MAX_PARAM_VAL_LENGTH = 6000
+MAX_TAG_VAL_LENGTH = 8000
+MAX_ENTITY_KEY_LENGTH = 250
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+
 PARENT_RUN_TAG = "mlflow.parentRunId"
 OUTCOME_TAG = "icpkit.outcome"
 RUN_KIND_TAG = "icpkit.run_kind"
+PID_TAG = "icpkit.pid"
+HOST_TAG = "icpkit.host"
 TRUNCATION_NOTE = "...[truncated]"
 
 #: Distribution names reported by :func:`library_versions` (key -> distribution).
@@ -59,76 +62,16 @@ _VERSIONED_LIBRARIES: dict[str, str] = {
 }
 
 
-# --- tracking URI ---------------------------------------------------------------------------
-def default_tracking_uri(project_root: Path) -> str:
-    """``sqlite:///<abs project_root>/mlruns/mlflow.db`` (creates ``mlruns/``)."""
-    mlruns = Path(project_root).expanduser().resolve() / MLRUNS_DIR
-    mlruns.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(mlruns / DB_FILE).as_posix()}"
-
-
-def resolve_tracking_uri(configured: str | None, environ: Mapping[str, str], project_root: Path) -> str:
-    """The configured URI, else ``MLFLOW_TRACKING_URI`` from ``environ``, else the default store.
-
-    ``environ`` is passed in (usually ``os.environ`` by the CLI) so the library itself never reads
-    the process environment.
-    """
-    if configured:
-        return configured
-    from_env = environ.get("MLFLOW_TRACKING_URI")
-    if from_env:
-        return from_env
-    return default_tracking_uri(project_root)
-
-
-def sqlite_db_path(tracking_uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI, else ``None``."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    return Path(unquote(tracking_uri[len("sqlite:///") :]))
-
-
-def default_artifact_root(tracking_uri: str) -> Path | None:
-    """Artifacts of a SQLite store live next to its database; ``None`` for other stores."""
-    db = sqlite_db_path(tracking_uri)
-    return db.parent if db is not None else None
-
-
-@contextlib.contextmanager
-def use_tracking_uri(tracking_uri: str) -> Iterator[None]:
-    """Temporarily point MLflow's *global* tracking and registry URIs at ``tracking_uri``.
-
-    Only for MLflow functions that have no client argument (``pyfunc.log_model``,
-    ``pyfunc.load_model``). Restores the previous globals and the ``MLFLOW_TRACKING_URI`` /
-    ``MLFLOW_REGISTRY_URI`` environment variables MLflow rewrites as a side effect.
-    """
-    from mlflow.tracking._model_registry import utils as reg_utils
-    from mlflow.tracking._tracking_service import utils as trk_utils
-
-    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    saved_tracking = trk_utils._tracking_uri
-    saved_registry = reg_utils._registry_uri
-    try:
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
-        yield
-    finally:
-        trk_utils._tracking_uri = saved_tracking
-        reg_utils._registry_uri = saved_registry
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        with contextlib.suppress(Exception):  # tracer provider caches the URI (MLflow 3)
-            from mlflow.tracing.provider import reset
-
-            reset()
-
-
 # --- small helpers --------------------------------------------------------------------------
 def library_versions() -> dict[str, str]:
-    """Versions of Python and the libraries that shape a model (``"not installed"`` if absent)."""
+    """Versions of Python and of the installed libraries that shape a model.
+
+    Returns
+    -------
+    dict[str, str]
+        ``python`` plus each installed library of the stack; libraries that are not installed
+        are left out (``icpkit`` falls back to its ``__version__`` when run from a source tree).
+    """
     out = {"python": platform.python_version()}
     for key, dist in _VERSIONED_LIBRARIES.items():
         try:
@@ -137,9 +80,7 @@ def library_versions() -> dict[str, str]:
             if key == "icpkit":
                 import icpkit
 
-                out[key] = getattr(icpkit, "__version__", "unknown")
-            else:
-                out[key] = "not installed"
+                out[key] = icpkit.__version__
     return out
 
 
@@ -156,16 +97,30 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any
 
 
 def param_value(value: Any, limit: int = MAX_PARAM_VAL_LENGTH) -> str:
-    """Stringify a param value; values over MLflow's limit are cut and end with a note."""
+    """A param or tag value as MLflow stores it: text, credentials masked, cut to ``limit``.
+
+    Parameters
+    ----------
+    value : Any
+        Strings stay, mappings and sequences become JSON, anything else ``str``.
+    limit : int
+        Longer values are cut and end with ``...[truncated]``.
+
+    Returns
+    -------
+    str
+        The stored text.
+    """
     if isinstance(value, str):
         text = value
     elif isinstance(value, Mapping | list | tuple):
         try:
-            text = json.dumps(value, default=str, sort_keys=False)
+            text = json.dumps(value, default=str)
         except (TypeError, ValueError):
             text = str(value)
     else:
         text = str(value)
+    text = mask_secrets(text)
     if len(text) > limit:
         text = text[: limit - len(TRUNCATION_NOTE)] + TRUNCATION_NOTE
     return text
@@ -183,10 +138,6 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "experiment"
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _as_metric_value(value: Any) -> float | None:
     try:
         number = float(value)
@@ -195,33 +146,66 @@ def _as_metric_value(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
+def _json_default(o: Any) -> Any:
+    for method in ("item", "tolist"):
+        fn = getattr(o, method, None)
+        if callable(fn):
+            with contextlib.suppress(Exception):
+                return fn()
+    return str(o)
+
+
+def _dataset_entity(name: str, frame: pd.DataFrame, digest: str, source: str) -> Dataset:
+    """An MLflow dataset record: masked source, digest, schema and size; never a row."""
+    masked = mask_secrets(source)
+    if "://" in masked:
+        kind = "http" if masked.startswith(("http://", "https://")) else masked.split("://", 1)[0]
+    else:
+        kind = "local"
+    schema = {"mlflow_colspec": [{"name": str(c), "type": str(t)} for c, t in frame.dtypes.items()]}
+    return Dataset(
+        name=name,
+        digest=digest[:36],
+        source_type=kind,
+        source=json.dumps({"uri": masked}),
+        schema=json.dumps(schema),
+        profile=json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}),
+    )
+
+
 # --- the tracker ----------------------------------------------------------------------------
 class Tracker:
     """Writes one training (parent run) and its outcomes (nested child runs) to MLflow.
 
+    Parameters
+    ----------
+    tracking_uri : str
+        The store (see :func:`icpkit.registry.store.resolve_tracking_uri`).
+    experiment_name : str
+        Created on first use.
+    artifact_root : Path or None
+        Where a new experiment keeps its artifacts; default: next to a SQLite database.
+
+    Examples
+    --------
     >>> tracker = Tracker(uri, "icpkit")
-    >>> with tracker.start_training("train-2024-06", params=cfg, tags={}):
+    >>> with tracker.start_training("crm-2024-06-30", params=cfg, tags={}):
     ...     with tracker.start_outcome("win"):
-    ...         tracker.log_metrics({"roc_auc": 0.81})
+    ...         tracker.log_metrics({"test_roc_auc": 0.81})
 
     Every ``log_*`` method writes to the innermost open run unless ``run_id`` is given.
     """
 
-    def __init__(
-        self,
-        tracking_uri: str,
-        experiment_name: str = "icpkit",
-        artifact_root: Path | None = None,
-    ) -> None:
+    def __init__(self, tracking_uri: str, experiment_name: str = "icpkit", artifact_root: Path | None = None):
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
-        self.artifact_root = Path(artifact_root) if artifact_root is not None else None
-        if self.artifact_root is None:
-            self.artifact_root = default_artifact_root(tracking_uri)
         db = sqlite_db_path(tracking_uri)
+        if artifact_root is None and db is not None:
+            artifact_root = db.parent
+        self.artifact_root = Path(artifact_root) if artifact_root is not None else None
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
-        self.client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.client = client_for(tracking_uri)
         self.experiment_id = self._ensure_experiment()
         self._runs: list[str] = []
 
@@ -253,16 +237,12 @@ class Tracker:
         """The open training (parent) run, else ``None``."""
         return self._runs[0] if self._runs else None
 
-    @property
-    def experiment_artifact_location(self) -> str:
-        return self.client.get_experiment(self.experiment_id).artifact_location
-
     @contextlib.contextmanager
     def _run(self, run_name: str, tags: Mapping[str, Any], params: Mapping[str, Any] | None) -> Iterator[str]:
         run = self.client.create_run(
             self.experiment_id,
-            run_name=run_name,
-            tags={k: param_value(v) for k, v in tags.items()},
+            run_name=param_value(run_name, MAX_ENTITY_KEY_LENGTH),
+            tags={k: param_value(v, MAX_TAG_VAL_LENGTH) for k, v in tags.items()},
         )
         run_id = run.info.run_id
         self._runs.append(run_id)
@@ -282,26 +262,36 @@ class Tracker:
 
     @contextlib.contextmanager
     def start_training(
-        self,
-        run_name: str | None = None,
-        params: Mapping[str, Any] | None = None,
-        tags: Mapping[str, Any] | None = None,
+        self, run_name: str, params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None
     ) -> Iterator[str]:
-        """Open the parent run of one training; yields its run id. Fails the run on exceptions."""
+        """Open the parent run of one training.
+
+        Parameters
+        ----------
+        run_name : str
+            Shown in the MLflow UI; say the dataset and date (``"ravenstack 2025-06-30"``).
+        params : Mapping or None
+            Nested params, flattened with dots.
+        tags : Mapping or None
+            Extra run tags.
+
+        Yields
+        ------
+        str
+            The run id. The run ends FINISHED, or FAILED on an exception (KILLED on Ctrl-C).
+        """
         if self._runs:
             raise RuntimeError(f"a training run is already open: {self._runs[0]}")
-        all_tags = {RUN_KIND_TAG: "training", **(tags or {})}
-        with self._run(run_name or "training", all_tags, params) as run_id:
+        process = {PID_TAG: os.getpid(), HOST_TAG: socket.gethostname()}
+        all_tags = {RUN_KIND_TAG: "training", **process, **(tags or {})}
+        with self._run(run_name, all_tags, params) as run_id:
             yield run_id
 
     @contextlib.contextmanager
     def start_outcome(
-        self,
-        outcome: str,
-        params: Mapping[str, Any] | None = None,
-        tags: Mapping[str, Any] | None = None,
+        self, outcome: str, params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None
     ) -> Iterator[str]:
-        """Open a child run of the training run for one outcome; yields its run id."""
+        """Open a child run of the open training run for one outcome; yields its run id."""
         parent = self.parent_run_id
         if parent is None:
             raise RuntimeError("start_outcome() needs an open start_training() run")
@@ -315,12 +305,14 @@ class Tracker:
             raise RuntimeError("no open run: use start_training()/start_outcome() or pass run_id")
         return target
 
-    # -- params, metrics, tags ---------------------------------------------------------------
+    # -- params, metrics, tags, inputs ---------------------------------------------------------
     def log_params(self, params: Mapping[str, Any], run_id: str | None = None) -> dict[str, str]:
-        """Log (nested) params flattened with dots, stringified and cut to MLflow's length limit.
+        """Log (nested) params flattened with dots, masked and cut to MLflow's length limit.
 
-        Returns what was logged. Re-logging a key with the same value is harmless; with a
-        different value MLflow raises (params are immutable).
+        Returns
+        -------
+        dict[str, str]
+            What was logged. Re-logging a key with another value raises (params are immutable).
         """
         target = self._target(run_id)
         flat = {_param_key(k): param_value(v) for k, v in flatten_params(params).items()}
@@ -334,7 +326,7 @@ class Tracker:
     ) -> dict[str, float]:
         """Log numeric metrics; NaN and non-numeric values are skipped. Returns what was logged."""
         target = self._target(run_id)
-        ts = _now_ms()
+        ts = int(time.time() * 1000)
         logged = {}
         for key, value in flatten_params(metrics).items():
             number = _as_metric_value(value)
@@ -345,52 +337,93 @@ class Tracker:
             self.client.log_batch(target, metrics=items[start : start + MAX_METRICS_PER_BATCH])
         return logged
 
+    def log_summary_metrics(self, by_outcome: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+        """Put each outcome's main test metrics on the parent run, so the runs list shows quality.
+
+        Parameters
+        ----------
+        by_outcome : Mapping[str, Mapping[str, Any]]
+            ``{"win": {"test_roc_auc": 0.81, "test_ece": 0.03}, ...}``.
+
+        Returns
+        -------
+        dict[str, float]
+            What was logged, as ``<outcome>_<metric>`` (``win_test_roc_auc``).
+        """
+        parent = self.parent_run_id
+        if parent is None:
+            raise RuntimeError("log_summary_metrics() needs an open start_training() run")
+        flat = {f"{o}_{k}": v for o, metrics in by_outcome.items() for k, v in metrics.items()}
+        return self.log_metrics(flat, run_id=parent)
+
     def set_tags(self, tags: Mapping[str, Any], run_id: str | None = None) -> None:
+        """Set run tags (values masked and cut to MLflow's limit)."""
         target = self._target(run_id)
         for key, value in tags.items():
-            self.client.set_tag(target, key, param_value(value))
+            self.client.set_tag(target, key, param_value(value, MAX_TAG_VAL_LENGTH))
+
+    def log_dataset_inputs(
+        self,
+        source: str,
+        tables: Mapping[str, pd.DataFrame],
+        digests: Mapping[str, str],
+        context: str = "training",
+        run_id: str | None = None,
+    ) -> None:
+        """Record the input tables as MLflow dataset inputs of the run (like ``mlflow.log_input``).
+
+        Parameters
+        ----------
+        source : str
+            The data source (folder or SQL URL); stored masked, with the table name appended.
+        tables : Mapping[str, pd.DataFrame]
+            The loaded tables; only their column types and sizes are recorded, never a row.
+        digests : Mapping[str, str]
+            A content fingerprint per table (at most 36 characters are kept).
+        context : str
+            The ``mlflow.data.context`` input tag.
+        run_id : str or None
+            Default: the innermost open run.
+        """
+        inputs = [
+            DatasetInput(
+                _dataset_entity(name, frame, digests.get(name, "unknown"), f"{source.rstrip('/')}/{name}"),
+                tags=[InputTag(key="mlflow.data.context", value=context)],
+            )
+            for name, frame in tables.items()
+        ]
+        self.client.log_inputs(self._target(run_id), datasets=inputs)
 
     # -- artifacts ---------------------------------------------------------------------------
     def log_figure(self, fig: Any, path: str, run_id: str | None = None, close: bool = True) -> None:
         """Log a matplotlib figure as ``path`` (e.g. ``plots/roc.png``)."""
         self.client.log_figure(self._target(run_id), fig, path)
         if close:
-            with contextlib.suppress(Exception):
-                import matplotlib.pyplot as plt
+            import matplotlib.pyplot as plt
 
-                plt.close(fig)
+            plt.close(fig)
 
     def log_dict(self, obj: Any, path: str, run_id: str | None = None) -> None:
-        """Log a JSON (or ``.yaml``) artifact; numpy scalars and other objects are stringified."""
-        target = self._target(run_id)
-        if path.endswith((".yaml", ".yml")):
-            self.client.log_dict(target, obj, path)
-            return
-        self.client.log_text(target, json.dumps(obj, indent=1, default=_json_default), path)
-
-    def log_text(self, text: str, path: str, run_id: str | None = None) -> None:
+        """Log a JSON artifact; strings are masked, numpy values become plain numbers."""
+        text = json.dumps(mask_any(json.loads(json.dumps(obj, default=_json_default))), indent=1)
         self.client.log_text(self._target(run_id), text, path)
 
     def log_table(self, df: pd.DataFrame, path: str, run_id: str | None = None, index: bool = False) -> None:
-        """Log a DataFrame as a CSV artifact at ``path`` (``.csv`` appended if missing)."""
+        """Log a DataFrame as a CSV artifact at ``path`` (``.csv`` appended if missing); text masked."""
         target = self._target(run_id)
         if not path.endswith(".csv"):
             path = f"{path}.csv"
         folder, _, name = path.rpartition("/")
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / name
-            df.to_csv(local, index=index)
+            local.write_text(mask_secrets(df.to_csv(index=index)))
             self.client.log_artifact(target, str(local), artifact_path=folder or None)
 
     def log_artifacts(
         self, local_dir: str | Path, path: str | None = None, run_id: str | None = None
     ) -> None:
+        """Upload a folder as is (its writer is responsible for what it contains)."""
         self.client.log_artifacts(self._target(run_id), str(local_dir), artifact_path=path)
-
-    def log_artifact(
-        self, local_file: str | Path, path: str | None = None, run_id: str | None = None
-    ) -> None:
-        self.client.log_artifact(self._target(run_id), str(local_file), artifact_path=path)
 
     def log_trials(
         self, trials: pd.DataFrame, path: str = "tuning/trials.csv", run_id: str | None = None
@@ -401,7 +434,10 @@ class Tracker:
     def previous_training_json(self, artifact_path: str) -> dict[str, Any] | None:
         """``artifact_path`` (a JSON file) of the latest finished training run other than the open one.
 
-        ``None`` when no earlier training logged it (e.g. the first run, or a new experiment).
+        Returns
+        -------
+        dict or None
+            ``None`` when no earlier finished training logged it.
         """
         runs = self.client.search_runs(
             [self.experiment_id],
@@ -414,29 +450,13 @@ class Tracker:
                 continue
             try:
                 with tempfile.TemporaryDirectory() as tmp:
-                    local = self.client.download_artifacts(run.info.run_id, artifact_path, tmp)
+                    local = mlflow.artifacts.download_artifacts(
+                        run_id=run.info.run_id,
+                        artifact_path=artifact_path,
+                        dst_path=tmp,
+                        tracking_uri=self.tracking_uri,
+                    )
                     return json.loads(Path(local).read_text())
             except (MlflowException, OSError, ValueError):
                 continue
         return None
-
-    def artifact_uri(self, run_id: str | None = None) -> str:
-        return self.client.get_run(self._target(run_id)).info.artifact_uri
-
-    def artifact_dir(self, run_id: str | None = None) -> Path | None:
-        """The local folder of a run's artifacts (``None`` for remote artifact stores)."""
-        parsed = urlparse(self.artifact_uri(run_id))
-        return Path(unquote(parsed.path)) if parsed.scheme in ("file", "") else None
-
-
-def _json_default(o: Any) -> Any:
-    item = getattr(o, "item", None)
-    if callable(item):
-        with contextlib.suppress(Exception):
-            return item()
-    tolist = getattr(o, "tolist", None)
-    if callable(tolist):
-        return tolist()
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)

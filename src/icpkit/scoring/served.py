@@ -1,0 +1,205 @@
+"""The registered scorers: raw rows in, scores and reasons out, bad input handled and counted.
+
+Two kinds of model are served through MLflow (``icpkit.registry.pyfunc_model``):
+
+- **``icp-scorer``** (:class:`ICPScorer`): accounts in the contract's raw form — attribute columns
+  plus the engagement counts :func:`icpkit.features.engagement_features` builds from activities as
+  of a date — scored by the fitted ICP (:class:`icpkit.icp.model.FittedICP`), so training, the
+  profile and every later score agree by construction;
+- **``icp-<outcome>``** (:class:`OutcomeScorer`): the entity row in contract form (lead,
+  opportunity or subscription term) with its account's attributes and engagement; the
+  point-in-time features are built inside with the training code.
+
+Both check their input with the :class:`~icpkit.scoring.inputs.InputSpec` learnt in training:
+a missing column is one clear error, extra columns are ignored, bad rows are rejected with a
+``rejected_reason`` while the batch goes on, unseen categories are scored as missing and counted,
+and ids and row order are kept (rejected rows come back with empty scores).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from icpkit.features import FeatureSpec
+from icpkit.icp.model import SCORE_COLUMNS, FittedICP
+from icpkit.models.explain import explain
+from icpkit.models.propensity import PropensityModel
+from icpkit.scoring.inputs import REJECTED_REASON, InputSpec
+
+log = logging.getLogger(__name__)
+
+ICP_SCORER_FORMAT = "icpkit.ICPScorer/1"
+AS_OF = "as_of"
+TOP_REASONS = 3
+
+
+def score_checked(
+    spec: InputSpec,
+    frame: pd.DataFrame,
+    score: Callable[[pd.DataFrame], pd.DataFrame],
+    empty_output: pd.DataFrame,
+    max_unseen_share: float,
+    table: str,
+) -> pd.DataFrame:
+    """Check ``frame``, score the accepted rows, and return one output row per input row.
+
+    Rejected rows keep their id and get empty scores and a ``rejected_reason``; the unseen-value
+    counts are logged (and fail the batch beyond ``max_unseen_share``, raised by the check).
+    """
+    batch = spec.check(frame, max_unseen_share=max_unseen_share, table=table)
+    for column, count in batch.unseen.items():
+        if count:
+            log.warning("%s: %d row(s) with an unseen %s value, scored as missing", table, count, column)
+    scored = score(batch.frame) if len(batch.frame) else empty_output.iloc[0:0]
+    out = scored.reindex(frame.index)
+    if spec.id_column and spec.id_column in frame.columns and spec.id_column not in out.columns:
+        out.insert(0, spec.id_column, frame[spec.id_column].to_numpy())
+    out[REJECTED_REASON] = batch.rejected[REJECTED_REASON].reindex(frame.index).astype(object)
+    return out
+
+
+class ICPScorer:
+    """The fitted ICP served to consumers (``icp-scorer``)."""
+
+    def __init__(self, fitted: FittedICP, input_spec: InputSpec, max_unseen_share: float = 0.05) -> None:
+        self.fitted = fitted
+        self.input_spec = input_spec
+        self.max_unseen_share = max_unseen_share
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Scores of account rows; an optional ``as_of`` column (or the model's extract date) is
+        the date ages and engagement refer to."""
+        as_of = pd.to_datetime(frame[AS_OF]) if AS_OF in frame.columns else pd.Timestamp(self.fitted.extract_date)
+
+        def score(rows: pd.DataFrame) -> pd.DataFrame:
+            when = as_of[rows.index] if isinstance(as_of, pd.Series) else as_of
+            out = self.fitted.score(rows, when)
+            out.index = rows.index
+            out["icp_version"] = self.fitted.version
+            return out
+
+        empty = pd.DataFrame(columns=[*SCORE_COLUMNS, "icp_version"])
+        return score_checked(self.input_spec, frame, score, empty, self.max_unseen_share, "accounts")
+
+    def save(self, folder: str | Path) -> Path:
+        folder = self.fitted.save(folder)
+        spec = json.loads((folder / "model.json").read_text())
+        doc = {"format": ICP_SCORER_FORMAT, "fitted_icp": spec, "input_spec": self.input_spec.to_dict(),
+               "max_unseen_share": self.max_unseen_share}  # fmt: skip
+        (folder / "model.json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+        return folder
+
+
+def load_icp_scorer(folder: Path) -> ICPScorer:
+    doc = json.loads((Path(folder) / "model.json").read_text())
+    return ICPScorer(FittedICP.from_dict(doc["fitted_icp"]), InputSpec.from_dict(doc["input_spec"]), doc["max_unseen_share"])
+
+
+def icp_input_spec(fitted: FittedICP, book: pd.DataFrame) -> InputSpec:
+    """The raw input of the ICP scorer, learnt from the book it was fitted on."""
+    cols = fitted.input_columns()
+    specs = {**(fitted.fit.attributes if fitted.fit else {}), **fitted.rule_attributes}
+    if fitted.engagement is not None:
+        specs |= fitted.engagement.attributes
+    if fitted.segmentation is not None:
+        specs |= fitted.segmentation.attributes
+    frame = book.reindex(columns=cols)
+    return InputSpec.from_frame(
+        frame, id_column="account_id", count_columns=fitted.engagement_inputs(),
+        categorical=[n for n, s in specs.items() if s.kind == "categorical" and n in frame],
+        boolean=[n for n, s in specs.items() if s.kind == "boolean" and n in frame],
+    )  # fmt: skip
+
+
+class OutcomeScorer:
+    """``predict(rows)`` -> ``<outcome>_propensity``, ``reasons_up``, ``reasons_down`` (same index)."""
+
+    def __init__(self, model: PropensityModel) -> None:
+        spec = model.metadata.get("feature_spec")
+        if not spec:
+            raise ValueError(f"the {model.outcome} model was saved without its feature spec")
+        self.model = model
+        self.spec = FeatureSpec.from_dict(spec)
+        inputs = model.metadata.get("input_spec")
+        self.input_spec = InputSpec.from_dict(inputs) if inputs else None
+        self.max_unseen_share = float(model.metadata.get("max_unseen_share", 0.05))
+
+    @property
+    def output_column(self) -> str:
+        return f"{self.model.outcome}_propensity"
+
+    def predict(self, rows: pd.DataFrame, reasons: bool = True) -> pd.DataFrame:
+        def score(accepted: pd.DataFrame) -> pd.DataFrame:
+            # Rows to score are current: their account snapshot is as of now, so nothing is masked.
+            X = self.spec.features(accepted, reference_date=None)
+            X.index = accepted.index
+            out = pd.DataFrame({self.output_column: self.model.predict_proba(X)}, index=accepted.index)
+            if reasons:
+                out["reasons_up"], out["reasons_down"] = self.reasons(X)
+            return out
+
+        if self.input_spec is None:
+            return score(rows)
+        empty = pd.DataFrame(columns=[self.output_column, "reasons_up", "reasons_down"])
+        return score_checked(self.input_spec, rows, score, empty, self.max_unseen_share, self.spec.table)
+
+    def reasons(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Top attributes pushing each row's log-odds up and down: ``"industry = Retail (-0.42 log-odds)"``.
+
+        Contributions of one attribute's features (all windows of an activity type) are summed.
+        """
+        if not len(X):
+            return np.array([], dtype=object), np.array([], dtype=object)
+        expl = explain(self.model, X)
+        source = self.spec.feature_source
+        frame = pd.DataFrame(expl.values, columns=[source.get(f, f) for f in expl.feature_names])
+        frame = frame.T.groupby(level=0, sort=False).sum().T
+        attrs, contrib = list(frame.columns), frame.to_numpy()
+        shown = {a: self._display(X, a) for a in attrs}
+        out = []
+        for sign in (1.0, -1.0):
+            order = np.argsort(-sign * contrib, axis=1, kind="stable")[:, :TOP_REASONS]
+            texts = [
+                "; ".join(
+                    f"{attrs[j]} = {shown[attrs[j]][r]} ({contrib[r, j]:+.2f} log-odds)"
+                    for j in order[r] if sign * contrib[r, j] >= 0.01
+                )
+                for r in range(len(contrib))
+            ]  # fmt: skip
+            out.append(np.asarray(texts, dtype=object))
+        return out[0], out[1]
+
+    def _display(self, X: pd.DataFrame, attribute: str) -> list[str]:
+        cols = [c for c, a in self.spec.feature_source.items() if a == attribute and c in X.columns]
+        if len(cols) != 1:
+            return ["(activity counts)"] * len(X)
+        s = X[cols[0]]
+        if pd.api.types.is_numeric_dtype(s.dtype):
+            return ["missing" if pd.isna(v) else f"{v:,.4g}" for v in s.to_numpy()]
+        return ["missing" if pd.isna(v) else str(v) for v in s.to_numpy()]
+
+
+def load_outcome_scorer(folder: Path) -> OutcomeScorer:
+    return OutcomeScorer(PropensityModel.load(folder))
+
+
+def outcome_input_spec(spec: FeatureSpec, rows: pd.DataFrame) -> InputSpec:
+    """The raw input of an outcome model, learnt from its training rows (:func:`icpkit.features.raw_rows`)."""
+    cols = [spec.id_column, "account_id", *spec.input_columns()]
+    attrs = {**spec.entity, **spec.account}
+    frame = rows.reindex(columns=list(dict.fromkeys(cols)))
+    return InputSpec.from_frame(
+        frame, id_column=spec.id_column, count_columns=spec.engagement,
+        categorical=[n for n, s in attrs.items() if s.kind == "categorical" and n in frame],
+        boolean=[n for n, s in attrs.items() if s.kind == "boolean" and n in frame],
+    )  # fmt: skip
+
+
+__all__: list[Any] = ["ICPScorer", "OutcomeScorer", "icp_input_spec", "outcome_input_spec", "score_checked"]
