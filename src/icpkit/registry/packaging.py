@@ -26,6 +26,7 @@ import pandas as pd
 from mlflow.entities import LoggedModelStatus
 from mlflow.models import Model, ModelSignature
 from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.schema import AnyType
 
 import icpkit
 from icpkit.registry.loaders import load_scorer, read_format
@@ -127,13 +128,14 @@ def to_model_input(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def input_schema(frame: pd.DataFrame) -> Schema:
-    """Numeric columns as ``double`` (NaN allowed), all others as ``string`` (None allowed)."""
-    return Schema(
-        [
-            ColSpec(DataType.double if is_numeric_column(frame[c]) else DataType.string, str(c))
-            for c in frame.columns
-        ]
-    )
+    """Every input column by name, of any type and optional.
+
+    MLflow's own enforcement rejects ordinary pandas columns (an ``int64`` or ``bool`` column
+    where ``double`` is declared) and cannot say which rows are bad; the model's
+    :class:`~icpkit.scoring.inputs.InputSpec` does the typing instead: a missing required column is
+    one clear error, int / bool / float are all accepted, bad rows are rejected with a reason.
+    """
+    return Schema([ColSpec(AnyType(), str(c), required=False) for c in frame.columns])
 
 
 def output_schema(frame: pd.DataFrame) -> Schema:
