@@ -151,7 +151,7 @@ def account_frame(
     scoring_date: dt.date | pd.Timestamp,
     windows_days: list[int],
 ) -> pd.DataFrame:
-    """Accounts with their engagement counted strictly before the scoring date.
+    """Accounts with their engagement counted up to and including the scoring date.
 
     Parameters
     ----------
@@ -170,9 +170,13 @@ def account_frame(
         One row per account in table order: account columns, then engagement columns.
     """
     accounts = accounts.reset_index(drop=True)
-    as_of = pd.Series(pd.Timestamp(scoring_date).normalize(), index=accounts.index)
+    # "As of the date" includes the whole day, as the training book's engagement does.
+    day = pd.Timestamp(scoring_date).normalize()
+    as_of = pd.Series(day + pd.Timedelta(days=1), index=accounts.index)
     eng = engagement_features(activities, accounts["account_id"], as_of, windows_days)
-    return pd.concat([accounts, eng.drop(columns=[c for c in eng if c in accounts])], axis=1)
+    frame = pd.concat([accounts, eng.drop(columns=[c for c in eng if c in accounts])], axis=1)
+    frame["as_of"] = day  # the date the scorer measures ages at
+    return frame
 
 
 def entity_frame(
