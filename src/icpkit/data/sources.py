@@ -109,7 +109,7 @@ def read_csv(table: str, path: Path, encoding: str) -> pd.DataFrame:
         return df
     except UnicodeDecodeError:
         raise _decode_error(table, path, encoding) from None
-    except (pd.errors.ParserError, csv.Error) as err:
+    except (pd.errors.ParserError, csv.Error, OSError) as err:
         raise _fail(f"table '{table}': cannot read {path.name} as CSV: {err}") from None
 
 
