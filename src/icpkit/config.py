@@ -6,16 +6,25 @@ config file is an error that names the key instead of a setting silently ignored
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from icpkit.errors import ConfigError
 
-TableName = Literal["accounts", "leads", "opportunities", "subscriptions", "activities"]
+TableName = Literal["accounts", "leads", "opportunities", "subscriptions", "activities", "account_history"]
 OutcomeName = Literal["conversion", "win", "expansion", "renewal"]
 Dimension = Literal["firmographic", "technographic", "behavioral", "business_need", "growth"]
 
@@ -58,14 +67,56 @@ class LabelRule(_Strict):
         return self
 
 
-class TableConfig(_Strict):
-    """How one CRM table is read and mapped onto the contract."""
+class SourceConfig(_Strict):
+    """Where one table's rows come from: a file (or SQL table) or a query, and its own mapping.
+
+    Also an entry of ``data.tables.activities.sources``, where several sources are concatenated.
+    """
 
     #: File name inside the source folder (default ``<table>.csv`` or ``<table>.parquet``),
     #: or the table name in a SQL database (default: the contract name).
     source: str | None = None
+    #: A single SELECT instead of a file: DuckDB over the source folder's files (relative paths
+    #: resolve from that folder), or the database's own SQL for a SQL source.
+    query: str | None = None
+    #: Text encoding of a CSV file (Python codec name, e.g. ``latin-1``, ``cp1252``).
+    encoding: str = "utf-8"
+    #: Derived columns, ``{column: DuckDB SQL expression}`` over the columns as read (before rename).
+    derive: dict[str, str] = Field(default_factory=dict)
     #: Source column name -> contract column name (like ``DataFrame.rename``).
     rename: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v: str) -> str:
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(
+                f"unknown encoding {v!r} (use a Python codec name such as latin-1 or cp1252)"
+            ) from None
+        return v
+
+    @field_validator("query")
+    @classmethod
+    def _non_empty_query(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("query is empty")
+        return v
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> SourceConfig:
+        if self.source is not None and self.query is not None:
+            raise ValueError("set either source (a file or SQL table) or query, not both")
+        return self
+
+
+class TableConfig(SourceConfig):
+    """How one CRM table is read and mapped onto the contract."""
+
+    #: Several sources concatenated into this table (only ``activities``), each with its own
+    #: source or query, derive and rename; the table-level keys below then apply to the result.
+    sources: list[SourceConfig] | None = None
     #: Derive the contract label column (``converted``/``won``/``renewed``) from a status column.
     label: LabelRule | None = None
     #: Fix known bad values: ``{column: {bad: good}}`` (applied after rename).
@@ -74,6 +125,30 @@ class TableConfig(_Strict):
     exclude_rows_missing: list[str] = Field(default_factory=list)
     #: Columns dropped on load (e.g. free text, personal data). Reported, never used.
     drop_columns: list[str] = Field(default_factory=list)
+    #: strptime format of this table's day/month dates (e.g. ``%d/%m/%Y``); without it such dates
+    #: are refused as ambiguous. ISO dates (2024-03-31) never need it.
+    date_format: str | None = None
+    #: Placeholder texts read as empty in this table, added to ``data.missing_values``.
+    missing_values: list[str] = Field(default_factory=list)
+
+    @field_validator("date_format")
+    @classmethod
+    def _is_strptime_format(cls, v: str | None) -> str | None:
+        if v is not None and "%" not in v:
+            raise ValueError(f"date_format {v!r} is not a strptime format (e.g. '%d/%m/%Y')")
+        return v
+
+    @model_validator(mode="after")
+    def _sources_alone(self) -> TableConfig:
+        if self.sources is not None:
+            if self.source is not None or self.query is not None:
+                raise ValueError("set either sources (several) or source / query (one), not both")
+            if not self.sources:
+                raise ValueError("sources is empty: list at least one source")
+            for i, src in enumerate(self.sources):
+                if src.source is None and src.query is None:
+                    raise ValueError(f"sources[{i}]: set its source (a file or SQL table) or its query")
+        return self
 
 
 def _default_tables() -> dict[str, TableConfig]:
@@ -99,10 +174,19 @@ class DataConfig(_Strict):
     tables: dict[TableName, TableConfig] = Field(default_factory=_default_tables)
     #: Set for the built-in synthetic CRM: generated into ``source`` if it is missing.
     synthetic: SyntheticConfig | None = None
+    #: Placeholder texts read as empty in every table (e.g. ``Select``, ``N/A``, ``-``), compared
+    #: after stripping whitespace; each replacement is counted and reported as a repair.
+    missing_values: list[str] = Field(default_factory=list)
+    #: Share of an attribute's non-empty values that must parse as numbers (or as dates) for the
+    #: column to be typed so; the other values become empty, counted and reported as repairs.
+    numeric_share: float = Field(0.95, gt=0.5, le=1.0)
 
     @field_validator("tables", mode="after")
     @classmethod
     def _all_tables(cls, v: dict[str, TableConfig]) -> dict[str, TableConfig]:
+        for name, table in v.items():
+            if table.sources is not None and name != "activities":
+                raise ValueError(f"tables.{name}.sources: only activities can have several sources")
         return {**_default_tables(), **v}
 
     def is_sql(self) -> bool:
@@ -148,31 +232,55 @@ class AttributesConfig(_Strict):
         return "other"
 
 
+#: Columns known to be written after the outcome, refused as features unless replaced.
+DEFAULT_DENY_COLUMNS: tuple[str, ...] = (
+    "stage",
+    "deal_stage",
+    "status",
+    "close_reason",
+    "loss_reason",
+    "closed_at",
+    "close_date",
+    "churn_date",
+    "churned_at",
+    "churn_reason",
+    "end_date",
+    "expansion_arr",
+    "converted_at",
+)
+
+
 class LeakageConfig(_Strict):
+    """Columns refused as features, and the single-feature leak alarm.
+
+    ``deny_columns`` in a config *extends* :data:`DEFAULT_DENY_COLUMNS`; ``deny_columns_replace``
+    (when not null) replaces the defaults. After validation ``deny_columns`` holds the whole
+    effective list, so code reading it sees every denied name; match with :meth:`is_denied`,
+    which ignores case (``Status`` is ``status``).
+    """
+
+    #: Replaces the built-in list when set; null keeps it. Declared first: ``deny_columns`` reads it.
+    deny_columns_replace: list[str] | None = None
     #: Columns known to be written after the outcome; refused as features wherever they appear.
-    deny_columns: list[str] = Field(
-        default_factory=lambda: [
-            "stage",
-            "deal_stage",
-            "status",
-            "close_reason",
-            "loss_reason",
-            "closed_at",
-            "close_date",
-            "churn_date",
-            "churned_at",
-            "churn_reason",
-            "end_date",
-            "expansion_arr",
-            "converted_at",
-        ]
-    )
+    #: validate_default: the validator must add the defaults to an absent key too.
+    deny_columns: list[str] = Field(default_factory=list, validate_default=True)
     #: A single feature whose own ROC-AUC on the label exceeds this stops training.
     max_single_feature_auc: float = Field(0.95, gt=0.5, le=1.0)
 
+    @field_validator("deny_columns", mode="after")
+    @classmethod
+    def _extend_defaults(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        # Re-running on the effective list (a dumped config, an assignment) changes nothing.
+        base = info.data.get("deny_columns_replace")
+        base = list(DEFAULT_DENY_COLUMNS) if base is None else base
+        seen: dict[str, str] = {}
+        for name in [*base, *v]:
+            seen.setdefault(name.casefold(), name)
+        return list(seen.values())
+
     def is_denied(self, column: str) -> bool:
-        """Whether ``column`` is on the deny list (case-insensitive)."""
-        return str(column).lower() in {c.lower() for c in self.deny_columns}
+        """Whether ``column`` is on the effective deny list (case-insensitive)."""
+        return column.casefold() in {c.casefold() for c in self.deny_columns}
 
 
 class TuningConfig(_Strict):

@@ -41,7 +41,9 @@ def test_config_overrides_use_dotted_keys(tmp_path):
 
 def test_config_all_tables_present_even_when_some_are_mapped():
     cfg = config_from_dict({"data": {"source": "/x", "tables": {"leads": {"rename": {"a": "lead_id"}}}}})
-    assert set(cfg.data.tables) == {"accounts", "leads", "opportunities", "subscriptions", "activities"}
+    assert set(cfg.data.tables) == {
+        *("accounts", "leads", "opportunities", "subscriptions", "activities", "account_history")
+    }
     assert cfg.data.tables["leads"].rename == {"a": "lead_id"}
 
 

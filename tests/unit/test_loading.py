@@ -124,7 +124,9 @@ def test_typing_ids_text_dates_numbers_labels_bools(csv_source):
     assert str(acc["account_id"].dtype) == "str" and str(opp["account_id"].dtype) == "str"
     assert opp["account_id"].tolist() == ["1", "1", "2", "3"]
     assert acc["employees"].dtype == "float64" and acc["revenue_musd"].dtype == "float64"
-    assert acc["is_public"].tolist() == [0.0, 1.0, 1.0, 0.0]
+    # Booleans stay two-value categories with their source spelling (never 1.0 / 0.0 floats).
+    assert acc["is_public"].tolist() == ["False", "True", "True", "False"]
+    assert str(acc["is_public"].dtype) == "str"
     assert str(acc["industry"].dtype) == "str" and pd.isna(acc.loc[2, "industry"])
     assert opp["created_at"].dtype == "datetime64[ns]" and opp["closed_at"].dtype == "datetime64[ns]"
     assert leads.loc[1, "created_at"] == T("2025-02-01 09:30")

@@ -26,6 +26,8 @@ class TableContract:
     optional: tuple[str, ...] = ()
     #: Whether ``account_id`` must exist in ``accounts``.
     references_accounts: bool = True
+    #: Columns whose combination must be unique (tables keyed by more than one column).
+    unique_together: tuple[str, ...] = ()
 
     @property
     def known_columns(self) -> tuple[str, ...]:
@@ -52,12 +54,13 @@ CONTRACT: dict[str, TableContract] = {
     "opportunities": TableContract(
         name="opportunities",
         id_column="opportunity_id",
-        required=("opportunity_id", "account_id", "created_at", "closed_at", "amount"),
+        required=("opportunity_id", "account_id", "created_at", "closed_at"),
         not_null=("opportunity_id", "account_id", "created_at"),
         date_columns=("created_at", "closed_at"),
         numeric_columns=("amount",),
         label_columns=("won",),
-        optional=("won",),
+        # Many public exports have no deal value; when present it is a number like arr.
+        optional=("amount", "won"),
     ),
     "subscriptions": TableContract(
         name="subscriptions",
@@ -76,10 +79,27 @@ CONTRACT: dict[str, TableContract] = {
         not_null=("account_id", "occurred_at", "activity_type"),
         date_columns=("occurred_at",),
     ),
+    # Point-in-time account attributes: each row holds an account's attributes from valid_from
+    # until the account's next row (features join it as of each row's time).
+    "account_history": TableContract(
+        name="account_history",
+        id_column=None,
+        required=("account_id", "valid_from"),
+        not_null=("account_id", "valid_from"),
+        date_columns=("valid_from",),
+        unique_together=("account_id", "valid_from"),
+    ),
 }
 
 #: Tables in the order they are loaded and validated (accounts first: others reference it).
-TABLE_ORDER: tuple[str, ...] = ("accounts", "leads", "opportunities", "subscriptions", "activities")
+TABLE_ORDER: tuple[str, ...] = (
+    "accounts",
+    "leads",
+    "opportunities",
+    "subscriptions",
+    "activities",
+    "account_history",
+)
 
 #: Which contract column carries the label that a config ``label`` rule derives, per table.
 LABEL_COLUMN: dict[str, str] = {"leads": "converted", "opportunities": "won", "subscriptions": "renewed"}

@@ -18,13 +18,43 @@ class ExcludedRows:
     count: int
 
 
+#: Repair kinds: what happened to the values of one column (each counted per original value).
+REPAIR_MISSING_VALUE = "missing_value"  # a configured placeholder (data.missing_values) -> empty
+REPAIR_VALUE_FIX = "value_fix"  # a configured fix (data.tables.<t>.values) -> the good value
+REPAIR_NOT_A_NUMBER = "not_a_number"  # stray text in a numeric attribute -> empty
+REPAIR_NON_FINITE = "non_finite"  # inf / -inf / nan in a numeric attribute -> empty
+REPAIR_NOT_A_DATE = "not_a_date"  # stray text in a date attribute -> empty
+
+
+@dataclass(frozen=True)
+class Repair:
+    """Values of one column the loader changed, counted, so no change is ever silent.
+
+    ``detail`` maps each original value (as text) to how many cells held it, e.g. ``{"N/A": 12}``.
+    """
+
+    table: str
+    column: str
+    kind: str
+    count: int
+    detail: dict[str, int] = field(default_factory=dict, hash=False)
+
+    def describe(self) -> str:
+        """One line for a log or a report: ``accounts.employees: 12 not_a_number -> empty {'N/A': 12}``."""
+        shown = dict(list(self.detail.items())[:5])
+        more = f" (+{len(self.detail) - 5} more values)" if len(self.detail) > 5 else ""
+        target = "fixed" if self.kind == REPAIR_VALUE_FIX else "empty"
+        return f"{self.table}.{self.column}: {self.count} {self.kind} -> {target} {shown}{more}"
+
+
 @dataclass
 class CRMData:
     """Contract tables keyed by name (absent optional tables are simply not in ``tables``).
 
-    Column types after loading: ids and text are pandas ``str``; contract dates are
-    ``datetime64[ns]``; contract numbers and numeric attributes are ``float64``; labels are
-    nullable ``Int8`` (``<NA>`` = not known yet).
+    Column types after loading: ids and text are pandas ``str``; contract dates and date
+    attributes are ``datetime64[ns]``; contract numbers and numeric attributes are ``float64``;
+    labels are nullable ``Int8`` (``<NA>`` = not known yet); true/false or yes/no attributes stay
+    text with their source spelling.
     """
 
     tables: dict[str, pd.DataFrame]
@@ -33,6 +63,8 @@ class CRMData:
     excluded: list[ExcludedRows] = field(default_factory=list)
     #: Source columns dropped on load by the config, per table.
     dropped_columns: dict[str, list[str]] = field(default_factory=dict)
+    #: Values the loader changed (placeholders, stray text in numbers, non-finite numbers...).
+    repairs: list[Repair] = field(default_factory=list)
 
     def has(self, table: str) -> bool:
         return table in self.tables
@@ -68,7 +100,12 @@ class CRMData:
                 df.loc[known, col] = rng.permutation(df.loc[known, col].to_numpy())
             tables[table] = df
         return CRMData(
-            tables, self.extract_date, self.source, list(self.excluded), dict(self.dropped_columns)
+            tables,
+            self.extract_date,
+            self.source,
+            list(self.excluded),
+            dict(self.dropped_columns),
+            list(self.repairs),
         )
 
 

@@ -1,138 +1,150 @@
-"""Load a CRM export (CSV / Parquet folder or SQL database) onto the data contract.
+"""Load a CRM export (CSV / Parquet folder, SQL database, DuckDB queries) onto the data contract.
 
-Whatever the source, every table goes through the same steps: read, rename (source ->
+Whatever the source, every table goes through the same steps: read (files, SQL tables or a
+query; several sources for activities), placeholders to empty, derived columns, rename (source ->
 contract), drop configured columns, fix known bad values, derive the label from a status column,
 exclude rows on purpose (counted and reported), then type the columns the same way. Because the
 typing starts from the values rather than from the storage format, CSV, Parquet, SQLite and
-DuckDB holding the same data give identical frames.
+DuckDB holding the same data give identical frames. Every value the loader changes is counted as
+a :class:`~icpkit.data.crm.Repair`; nothing changes silently.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 
-from icpkit.config import DataConfig, LabelRule, TableConfig
+from icpkit.config import DataConfig, LabelRule, SourceConfig, TableConfig
 from icpkit.data.contract import CONTRACT, LABEL_COLUMN, TABLE_ORDER
-from icpkit.data.crm import CRMData, ExcludedRows
-from icpkit.data.validation import (
-    RULE_DATE_PARSE,
-    RULE_LABEL,
+from icpkit.data.crm import (
+    REPAIR_MISSING_VALUE,
+    REPAIR_NON_FINITE,
+    REPAIR_NOT_A_DATE,
+    REPAIR_NOT_A_NUMBER,
+    REPAIR_VALUE_FIX,
+    CRMData,
+    ExcludedRows,
+    Repair,
+)
+from icpkit.data.sources import RawTable, Reader, check_unique_names, derive_columns, open_reader
+from icpkit.data.validation import RULE_LABEL, check_required_columns, example_rows, validate_crm
+from icpkit.data.values import (
+    RULE_NUMBER_FINITE,
     RULE_NUMBER_PARSE,
-    check_required_columns,
-    example_rows,
+    ValueProblem,
     parse_dates,
-    validate_crm,
+    to_id,
+    to_numbers,
+    to_text,
+    type_attribute,
 )
 from icpkit.errors import DataContractError, ICPKitError
+from icpkit.secrets import mask_secrets
 
 log = logging.getLogger(__name__)
 
-FILE_SUFFIXES = (".csv", ".parquet")
-_TRUE_FALSE = {"true": 1.0, "false": 0.0}
+#: Repairs the user did not ask for are warnings; configured ones (placeholders, fixes) are info.
+_UNASKED = (REPAIR_NOT_A_NUMBER, REPAIR_NON_FINITE, REPAIR_NOT_A_DATE)
+
+
+@dataclass(frozen=True)
+class LoadedTable:
+    """One table mapped onto the contract, with what the mapping dropped, excluded and repaired."""
+
+    frame: pd.DataFrame
+    dropped: list[str] = field(default_factory=list)
+    excluded: list[ExcludedRows] = field(default_factory=list)
+    repairs: list[Repair] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
-# reading
+# names
 
 
-class _Reader:
-    """Reads raw tables from one source; ``None`` means the table is not there."""
+def _match(table: str, columns: Sequence[str], name: str, what: str) -> str | None:
+    """``name`` itself, else the one column equal to it ignoring case (logged), else ``None``."""
+    if name in columns:
+        return name
+    folded = [c for c in columns if c.casefold() == name.casefold()]
+    if len(folded) > 1:
+        raise DataContractError(
+            table,
+            name,
+            f"{what} {name!r} matches columns {folded}, which differ only in case; name one exactly",
+        )
+    if folded:
+        log.info("%s: %s %r is read as column %r (names match ignoring case)", table, what, name, folded[0])
+        return folded[0]
+    return None
 
-    def read(self, table: str, cfg: TableConfig) -> pd.DataFrame | None:  # pragma: no cover
-        raise NotImplementedError
 
-    def close(self) -> None:
-        pass
-
-
-class _FolderReader(_Reader):
-    def __init__(self, folder: Path) -> None:
-        if not folder.is_dir():
-            raise ICPKitError(
-                f"data source folder not found: {folder} (set data.source to a folder of CSV/Parquet "
-                "files or a SQL URL such as sqlite:///crm.db)"
-            )
-        self.folder = folder
-
-    def _path(self, table: str, cfg: TableConfig) -> Path | None:
-        if cfg.source:
-            path = self.folder / cfg.source
-            candidates = [path] if path.suffix else [path.with_suffix(s) for s in FILE_SUFFIXES]
-            explicit = True
+def _rename(table: str, df: pd.DataFrame, rename: dict[str, str]) -> pd.DataFrame:
+    resolved: dict[str, str] = {}
+    for src, dst in rename.items():
+        col = _match(table, list(df.columns), src, "rename key")
+        if col is None:
+            log.warning("%s: rename %r -> %r: the table has no column %r", table, src, dst, src)
         else:
-            candidates = [self.folder / f"{table}{s}" for s in FILE_SUFFIXES]
-            explicit = False
-        found = [p for p in candidates if p.is_file()]
-        if len(found) > 1:
-            raise ICPKitError(
-                f"table '{table}': both {found[0]} and {found[1]} exist; keep one, or name it with "
-                f"data.tables.{table}.source in the config"
+            resolved[col] = dst
+    for col, dst in resolved.items():
+        if dst in df.columns and dst != col and dst not in resolved:
+            raise DataContractError(
+                table, dst, f"rename maps {col!r} onto {dst!r}, but the table already has a column {dst!r}"
             )
-        if not found and explicit:
-            # A file the config names explicitly is expected to exist: a typo must not skip a table.
-            raise ICPKitError(f"table '{table}': data.tables.{table}.source file not found: {candidates[0]}")
-        return found[0] if found else None
-
-    def read(self, table: str, cfg: TableConfig) -> pd.DataFrame | None:
-        path = self._path(table, cfg)
-        if path is None:
-            return None
-        log.debug("reading %s from %s", table, path)
-        if path.suffix == ".csv":
-            # Everything as text, only empty cells missing: "NA" or "null" may be real values, and
-            # typing later treats CSV text exactly like the typed values of Parquet or SQL.
-            return pd.read_csv(path, dtype="str", keep_default_na=False, na_values=[""])
-        if path.suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        raise ICPKitError(f"table '{table}': cannot read {path} (use .csv or .parquet)")
+    return df.rename(columns=resolved)
 
 
-class _SQLReader(_Reader):
-    def __init__(self, url: str) -> None:
-        import sqlalchemy as sa
+def _match_contract_names(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Contract columns spelt in another case (``Converted``, ``Account_ID``) are read as the contract's."""
+    c = CONTRACT[table]
+    wanted = [*c.known_columns, *([LABEL_COLUMN[table]] if table in LABEL_COLUMN else [])]
+    renames = {}
+    for name in dict.fromkeys(wanted):
+        if name not in df.columns:
+            others = [col for col in df.columns if col not in wanted]
+            col = _match(table, others, name, "contract column")
+            if col is not None:
+                renames[col] = name
+    return df.rename(columns=renames) if renames else df
 
-        try:
-            self.engine = sa.create_engine(url)
-        except Exception as err:  # bad URL or missing driver: the user fixes the config
-            raise ICPKitError(f"cannot open database {url}: {err}") from None
-        self.url = self.engine.url.render_as_string(hide_password=True)
-        db = self.engine.url.database
-        # SQLite and DuckDB silently create a missing file on connect; a typo must not read as empty.
-        if self.engine.url.get_backend_name() in ("sqlite", "duckdb") and db and db != ":memory:":
-            if not Path(db).is_file():
-                raise ICPKitError(f"database file not found: {db} (from data.source {self.url})")
-        try:
-            self.conn = self.engine.connect()
-            self.tables = set(sa.inspect(self.conn).get_table_names())
-        except Exception as err:
-            self.engine.dispose()
-            raise ICPKitError(f"cannot connect to database {self.url}: {err}") from None
 
-    def read(self, table: str, cfg: TableConfig) -> pd.DataFrame | None:
-        import sqlalchemy as sa
+def _check_case_clashes(table: str, df: pd.DataFrame) -> None:
+    groups: dict[str, list[str]] = {}
+    for col in df.columns:
+        groups.setdefault(col.casefold(), []).append(col)
+    clash = next((g for g in groups.values() if len(g) > 1), None)
+    if clash:
+        raise DataContractError(
+            table,
+            clash[0],
+            f"columns {clash} differ only in case; rename or drop one "
+            f"(data.tables.{table}.rename / drop_columns)",
+        )
 
-        name = cfg.source or table
-        if name not in self.tables:
-            if cfg.source:
-                raise ICPKitError(
-                    f"table '{table}': data.tables.{table}.source table {name!r} not found in {self.url} "
-                    f"(tables there: {sorted(self.tables)})"
-                )
-            return None
-        quoted = self.engine.dialect.identifier_preparer.quote(name)
-        return pd.read_sql_query(sa.text(f"SELECT * FROM {quoted}"), self.conn)
 
-    def close(self) -> None:
-        self.conn.close()
-        self.engine.dispose()
+def _drop(
+    table: str, df: pd.DataFrame, drop: list[str], rename: dict[str, str]
+) -> tuple[pd.DataFrame, list[str]]:
+    # Accept the source name or the contract name, so either spelling in the config works.
+    wanted = list(dict.fromkeys(rename.get(c, c) for c in drop))
+    dropped, missing = [], []
+    for name in wanted:
+        col = _match(table, list(df.columns), name, "drop_columns entry")
+        (dropped if col is not None else missing).append(col or name)
+    if missing:
+        log.warning("%s: drop_columns %s not in the table", table, sorted(missing))
+    dropped = [c for c in df.columns if c in dropped]
+    if dropped:
+        log.info("%s: dropped columns %s (config drop_columns)", table, dropped)
+    return df.drop(columns=dropped), dropped
 
 
 # ---------------------------------------------------------------------------------------------
-# value normalisation (format-independent)
+# values
 
 
 def _blank_to_na(df: pd.DataFrame) -> pd.DataFrame:
@@ -142,8 +154,7 @@ def _blank_to_na(df: pd.DataFrame) -> pd.DataFrame:
         if isinstance(s.dtype, pd.StringDtype):
             blank = s.str.strip().eq("").fillna(False).astype(bool)
         elif s.dtype == object:
-            blank = s.map(lambda v: isinstance(v, str) and not v.strip(), na_action="ignore")
-            blank = blank.fillna(False).astype(bool)
+            blank = s.map(lambda v: isinstance(v, str) and not v.strip()).astype(bool)
         else:
             continue
         if blank.any():
@@ -151,107 +162,47 @@ def _blank_to_na(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _to_text(s: pd.Series) -> pd.Series:
-    """Any column as pandas ``str``; whole numbers print without ``.0`` (id 1 is "1", not "1.0")."""
-    if isinstance(s.dtype, pd.StringDtype):
-        return s.astype("str")
-    if pd.api.types.is_bool_dtype(s.dtype):
-        out = s.map(lambda v: str(bool(v)), na_action="ignore")
-    elif pd.api.types.is_numeric_dtype(s.dtype):
-        out = s.map(_num_text, na_action="ignore")
-    elif pd.api.types.is_datetime64_any_dtype(s.dtype):
-        out = s.map(
-            lambda v: str(v.date()) if v == v.normalize() else v.isoformat(sep=" "), na_action="ignore"
-        )
-    else:
-        out = s.map(
-            lambda v: v if isinstance(v, str) else _num_text(v) if _is_number(v) else str(v),
-            na_action="ignore",
-        )
-    return out.astype("str")
+def _counts(values: pd.Series) -> dict[str, int]:
+    vc = values.value_counts()
+    return dict(sorted(((str(k), int(v)) for k, v in vc.items()), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _to_id(s: pd.Series) -> pd.Series:
-    """Ids as text; "17.0" (a whole-number id that went through a float column) becomes "17"."""
-    text = _to_text(s)
-    return text.str.replace(r"^(-?\d+)\.0+$", r"\1", regex=True).astype("str")
+def _placeholders(
+    table: str, df: pd.DataFrame, placeholders: Sequence[str]
+) -> tuple[pd.DataFrame, list[Repair]]:
+    """Configured placeholder texts (``Select``, ``N/A``) become empty cells, counted per column."""
+    wanted = {p.strip() for p in placeholders}
+    repairs = []
+    if not wanted:
+        return df, repairs
+    for col in df.columns:
+        text = to_text(df[col]).str.strip()
+        hit = text.isin(list(wanted)).fillna(False).astype(bool)
+        if hit.any():
+            repairs.append(Repair(table, col, REPAIR_MISSING_VALUE, int(hit.sum()), _counts(text[hit])))
+            df[col] = df[col].mask(hit)
+    return df, repairs
 
 
-def _is_number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) or type(v).__name__ == "Decimal"
-
-
-def _num_text(v: object) -> str:
-    f = float(v)  # type: ignore[arg-type]
-    return str(int(f)) if f.is_integer() else repr(f)
-
-
-def _to_float(s: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Numbers as float64 (bools as 0/1); also return the mask of non-empty unparseable cells."""
-    if pd.api.types.is_bool_dtype(s.dtype):
-        return s.astype("float64"), pd.Series(False, index=s.index)
-    if pd.api.types.is_numeric_dtype(s.dtype):
-        return s.astype("float64"), pd.Series(False, index=s.index)
-    text = _to_text(s).str.strip()
-    lower = text.str.lower()
-    out = pd.to_numeric(text, errors="coerce").astype("float64")
-    out = out.mask(lower.isin(list(_TRUE_FALSE)), lower.map(_TRUE_FALSE))
-    return out.astype("float64"), out.isna() & s.notna()
-
-
-def _attribute(s: pd.Series) -> pd.Series:
-    """Attribute columns: numbers and true/false become float64, everything else text."""
-    if pd.api.types.is_datetime64_any_dtype(s.dtype):
-        return _to_text(s)
-    num, bad = _to_float(s)
-    if not bad.any():
-        return num
-    return _to_text(s)
-
-
-# ---------------------------------------------------------------------------------------------
-# per-table steps
-
-
-def _rename(table: str, df: pd.DataFrame, rename: dict[str, str]) -> pd.DataFrame:
-    for src, dst in rename.items():
-        if src not in df.columns:
-            log.warning("%s: rename %r -> %r: the table has no column %r", table, src, dst, src)
-        elif dst in df.columns and dst != src and dst not in rename:
-            raise DataContractError(
-                table, dst, f"rename maps {src!r} onto {dst!r}, but the table already has a column {dst!r}"
-            )
-    return df.rename(columns=rename)
-
-
-def _drop(
-    table: str, df: pd.DataFrame, drop: list[str], rename: dict[str, str]
-) -> tuple[pd.DataFrame, list[str]]:
-    # Accept the source name or the contract name, so either spelling in the config works.
-    wanted = {rename.get(c, c) for c in drop}
-    dropped = [c for c in df.columns if c in wanted]
-    missing = sorted(wanted - set(dropped))
-    if missing:
-        log.warning("%s: drop_columns %s not in the table", table, missing)
-    if dropped:
-        log.info("%s: dropped columns %s (config drop_columns)", table, dropped)
-    return df.drop(columns=dropped), dropped
-
-
-def _fix_values(table: str, df: pd.DataFrame, fixes: dict[str, dict[str, str]]) -> pd.DataFrame:
-    for col, mapping in fixes.items():
-        if col not in df.columns:
+def _fix_values(
+    table: str, df: pd.DataFrame, fixes: dict[str, dict[str, str]]
+) -> tuple[pd.DataFrame, list[Repair]]:
+    repairs = []
+    for name, mapping in fixes.items():
+        col = _match(table, list(df.columns), name, "values key")
+        if col is None:
             raise DataContractError(
                 table,
-                col,
+                name,
                 f"config values names a column the table does not have; columns: {list(df.columns)}",
             )
-        text = _to_text(df[col])
-        hit = text.isin(list(mapping))
+        text = to_text(df[col])
+        hit = text.isin(list(mapping)).fillna(False).astype(bool)
         if hit.any():
-            log.info("%s.%s: fixed %d values %s", table, col, int(hit.sum()), dict(mapping))
+            detail = {f"{k} -> {mapping[k]}": v for k, v in _counts(text[hit]).items()}
+            repairs.append(Repair(table, col, REPAIR_VALUE_FIX, int(hit.sum()), detail))
             df[col] = text.mask(hit, text.map(mapping)).astype("str")
-    return df
+    return df, repairs
 
 
 def _derive_label(table: str, df: pd.DataFrame, rule: LabelRule, rename: dict[str, str]) -> pd.DataFrame:
@@ -260,12 +211,15 @@ def _derive_label(table: str, df: pd.DataFrame, rule: LabelRule, rename: dict[st
         raise DataContractError(
             table, rule.column, "this table has no label; remove its label rule from the config"
         )
-    status_col = rule.column if rule.column in df.columns else rename.get(rule.column, rule.column)
-    if status_col not in df.columns:
+    columns = list(df.columns)
+    status_col = _match(table, columns, rule.column, "label column") or _match(
+        table, columns, rename.get(rule.column, rule.column), "label column"
+    )
+    if status_col is None:
         raise DataContractError(
             table,
             rule.column,
-            f"the label rule's status column is not in the table; columns: {list(df.columns)}",
+            f"the label rule's status column is not in the table; columns: {columns}",
         )
     if label_col in df.columns and label_col != status_col:
         raise DataContractError(
@@ -274,7 +228,7 @@ def _derive_label(table: str, df: pd.DataFrame, rule: LabelRule, rename: dict[st
             f"the table already has a {label_col!r} column and the config derives one from {status_col!r}; "
             "drop one of them",
         )
-    status = _to_text(df[status_col]).str.strip()
+    status = to_text(df[status_col]).str.strip()
     mapping = {**{v: 1 for v in rule.positive}, **{v: 0 for v in rule.negative}}
     known = status.isna() | status.isin(list(mapping)) | status.isin(rule.open)
     if not known.all():
@@ -294,11 +248,12 @@ def _derive_label(table: str, df: pd.DataFrame, rule: LabelRule, rename: dict[st
 
 def _exclude(table: str, df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, list[ExcludedRows]]:
     excluded = []
-    for col in columns:
-        if col not in df.columns:
+    for name in columns:
+        col = _match(table, list(df.columns), name, "exclude_rows_missing entry")
+        if col is None:
             raise DataContractError(
                 table,
-                col,
+                name,
                 f"exclude_rows_missing names a column the table does not have; columns: {list(df.columns)}",
             )
         empty = df[col].isna()
@@ -311,102 +266,229 @@ def _exclude(table: str, df: pd.DataFrame, columns: list[str]) -> tuple[pd.DataF
     return df, excluded
 
 
+# ---------------------------------------------------------------------------------------------
+# typing
+
+
 def _raise_unparsed(table: str, df: pd.DataFrame, col: str, bad: pd.Series, rule: str) -> None:
     if bad.any():
         raise DataContractError(table, col, rule, int(bad.sum()), example_rows(table, df, bad, (col,)))
 
 
-def _label(table: str, df: pd.DataFrame, col: str) -> pd.Series:
+def _label(table: str, df: pd.DataFrame, col: str) -> pd.api.extensions.ExtensionArray:
     s = df[col]
     if isinstance(s.dtype, pd.Int8Dtype):
-        return s
-    num, bad = _to_float(s)
-    bad = bad | (num.notna() & ~num.isin([0.0, 1.0]))
+        return s.array
+    num = to_numbers(s, booleans=True)
+    bad = num.unparsed | num.non_finite | (num.values.notna() & ~num.values.isin([0.0, 1.0]))
     # Checked here, not only in validation: a value like 2.5 or "yes" cannot be held by Int8.
     _raise_unparsed(table, df, col, bad, RULE_LABEL)
-    return pd.array(num, dtype="Int8")  # type: ignore[return-value]
+    return pd.array(num.values, dtype="Int8")
 
 
-def _type_columns(table: str, df: pd.DataFrame) -> pd.DataFrame:
+def _contract_number(table: str, df: pd.DataFrame, col: str) -> pd.Series:
+    num = to_numbers(df[col])
+    _raise_unparsed(table, df, col, num.unparsed, RULE_NUMBER_PARSE)
+    _raise_unparsed(table, df, col, num.non_finite, RULE_NUMBER_FINITE)
+    return num.values
+
+
+def _type_columns(
+    table: str, df: pd.DataFrame, share: float, date_format: str | None
+) -> tuple[pd.DataFrame, list[Repair]]:
     """Contract columns to their contract types, attributes inferred; contract columns first."""
     c = CONTRACT[table]
     out: dict[str, pd.Series | pd.api.extensions.ExtensionArray] = {}
-    for col in c.known_columns:
-        if col not in df.columns:
-            continue
+    for col in [k for k in c.known_columns if k in df.columns]:
         if col in c.date_columns:
-            out[col], bad = parse_dates(df[col])
-            _raise_unparsed(table, df, col, bad, RULE_DATE_PARSE)
+            dates = parse_dates(df[col], date_format, table=table)
+            _raise_unparsed(table, df, col, dates.bad, dates.rule)
+            out[col] = dates.values
         elif col in c.numeric_columns:
-            out[col], bad = _to_float(df[col])
-            _raise_unparsed(table, df, col, bad, RULE_NUMBER_PARSE)
+            out[col] = _contract_number(table, df, col)
         elif col in c.label_columns:
             out[col] = _label(table, df, col)
         elif col == c.id_column or col == "account_id":
-            out[col] = _to_id(df[col])
+            out[col] = to_id(df[col])
         else:  # contract text (activity_type)
-            out[col] = _to_text(df[col])
-    for col in df.columns:
-        if col not in out:
-            out[col] = _attribute(df[col])
+            out[col] = to_text(df[col])
+    repairs: list[Repair] = []
+    for col in [k for k in df.columns if k not in out]:
+        try:
+            out[col], fixed = type_attribute(table, col, df[col], share, date_format)
+        except ValueProblem as problem:
+            _raise_unparsed(table, df, col, problem.bad, problem.rule)
+            raise  # pragma: no cover - a problem always has bad cells
+        repairs += fixed
     typed = pd.DataFrame(out, index=df.index)
-    return typed.reset_index(drop=True)
+    return typed.reset_index(drop=True), repairs
+
+
+# ---------------------------------------------------------------------------------------------
+# one table
+
+
+def _prepare(table: str, raw: pd.DataFrame, derive: dict[str, str]) -> pd.DataFrame:
+    """Names checked, blanks emptied, derived columns added: the table as read."""
+    df = raw.copy()
+    df.columns = [str(c) for c in df.columns]
+    check_unique_names(table, list(df.columns), "the source")
+    df = _blank_to_na(df)
+    return derive_columns(table, df, derive) if derive else df
+
+
+def _log_repairs(repairs: list[Repair]) -> None:
+    for r in repairs:
+        log.log(logging.WARNING if r.kind in _UNASKED else logging.INFO, "repaired %s", r.describe())
 
 
 def load_table(
-    table: str, raw: pd.DataFrame, cfg: TableConfig
-) -> tuple[pd.DataFrame, list[str], list[ExcludedRows]]:
-    """Map one raw table onto the contract: returns the typed frame, dropped columns and exclusions."""
-    df = _blank_to_na(raw.copy())
-    dupes = df.columns[df.columns.duplicated()].tolist()
-    if dupes:
-        raise DataContractError(table, dupes[0], "the column name appears more than once in the source")
+    table: str,
+    raw: pd.DataFrame,
+    cfg: TableConfig | None = None,
+    *,
+    numeric_share: float = 0.95,
+    missing_values: Sequence[str] = (),
+) -> LoadedTable:
+    """Map one raw table onto the contract.
+
+    Parameters
+    ----------
+    table : str
+        Contract table name (``accounts``, ``leads``, ...).
+    raw : pandas.DataFrame
+        The table as read (CSV text, or typed Parquet / SQL / query columns).
+    cfg : TableConfig, optional
+        The table's mapping (rename, label, derive, ...); ``None`` maps nothing.
+    numeric_share : float
+        ``data.numeric_share``: share of values that must parse for an attribute to be numeric.
+    missing_values : sequence of str
+        ``data.missing_values`` (the table's own ``missing_values`` are added).
+
+    Returns
+    -------
+    LoadedTable
+        The typed frame (ids ``str``, dates ``datetime64[ns]``, numbers ``float64``, labels
+        ``Int8``), dropped columns, excluded rows and repairs.
+
+    Raises
+    ------
+    DataContractError
+        A column or value breaks the contract; the message names table, column and rows.
+    """
+    cfg = cfg or TableConfig()
+    df = _prepare(table, raw, {})
+    df, repairs = _placeholders(table, df, [*missing_values, *cfg.missing_values])
+    if cfg.derive:
+        df = derive_columns(table, df, cfg.derive)
     df = _rename(table, df, cfg.rename)
     df, dropped = _drop(table, df, cfg.drop_columns, cfg.rename)
-    df = _fix_values(table, df, cfg.values)
+    df, fixed = _fix_values(table, df, cfg.values)
     if cfg.label is not None:
         df = _derive_label(table, df, cfg.label, cfg.rename)
+    df = _match_contract_names(table, df)
+    _check_case_clashes(table, df)
     check_required_columns(table, df.columns)
     df, excluded = _exclude(table, df, cfg.exclude_rows_missing)
-    return _type_columns(table, df), dropped, excluded
+    typed, inferred = _type_columns(table, df, numeric_share, cfg.date_format)
+    repairs += fixed + inferred
+    _log_repairs(repairs)
+    return LoadedTable(typed, dropped, excluded, repairs)
 
 
-def _open(source: str, is_sql: bool) -> _Reader:
-    return _SQLReader(source) if is_sql else _FolderReader(Path(source))
+# ---------------------------------------------------------------------------------------------
+# the whole CRM
+
+
+def _read_sources(reader: Reader, table: str, sources: list[SourceConfig]) -> RawTable:
+    """Several sources of one table, each derived and renamed on its own, then concatenated."""
+    frames = []
+    for i, src in enumerate(sources):
+        raw = reader.read(table, src)
+        where = f"data.tables.{table}.sources[{i}]"
+        if raw is None:  # pragma: no cover - each source names a file or a query (config check)
+            raise ICPKitError(f"table '{table}': {where} found nothing")
+        if len(raw.frame) == 0:
+            log.info("%s: %s (%s) is empty; nothing taken from it", table, where, raw.origin)
+            continue
+        frames.append(_rename(table, _prepare(table, raw.frame, src.derive), src.rename))
+    if not frames:
+        return RawTable(pd.DataFrame(), f"{len(sources)} sources")
+    return RawTable(pd.concat(frames, ignore_index=True), f"{len(sources)} sources")
+
+
+def _read(reader: Reader, table: str, cfg: TableConfig) -> RawTable | None:
+    if cfg.sources is not None:
+        return _read_sources(reader, table, cfg.sources)
+    return reader.read(table, cfg)
+
+
+def _missing_or_empty(table: str, raw: RawTable | None, source: str) -> bool:
+    """True if the table is to be skipped; a missing or empty accounts table is an error."""
+    if raw is not None and len(raw.frame):
+        return False
+    if table == "accounts":
+        if raw is None:
+            raise ICPKitError(
+                mask_secrets(
+                    f"the accounts table is required but was not found in {source} "
+                    "(expected accounts.csv / accounts.parquet, or set data.tables.accounts.source)"
+                )
+            )
+        raise DataContractError("accounts", None, f"the table is empty: {raw.origin} holds no rows")
+    if raw is None:
+        log.info("%s: no %s table in the source; skipping it (and outcomes that need it)", table, table)
+    else:
+        log.info("%s: %s holds no rows: the table is empty and treated as absent", table, raw.origin)
+    return True
 
 
 def load_crm(config: DataConfig, extract_date: date | pd.Timestamp) -> CRMData:
     """Read, map, type and validate every contract table of ``config.source``.
 
-    Raises :class:`ICPKitError` for a missing folder / database and a missing accounts table,
-    and :class:`DataContractError` naming table, column and example rows for bad data.
+    Parameters
+    ----------
+    config : DataConfig
+        Where the CRM lives and how its tables map onto the contract.
+    extract_date : date or pandas.Timestamp
+        The day the export was taken; later events are errors.
+
+    Returns
+    -------
+    CRMData
+        The contract tables, with exclusions, dropped columns and repairs.
+
+    Raises
+    ------
+    ICPKitError
+        A missing folder / database / accounts table, or a file that cannot be read.
+    DataContractError
+        Bad data, naming table, column and example rows.
     """
     extract = pd.Timestamp(extract_date)
-    reader = _open(config.source, config.is_sql())
-    tables: dict[str, pd.DataFrame] = {}
-    excluded: list[ExcludedRows] = []
-    dropped: dict[str, list[str]] = {}
+    reader = open_reader(config.source, config.is_sql())
+    loaded: dict[str, LoadedTable] = {}
     try:
         for name in TABLE_ORDER:
             cfg = config.tables.get(name) or TableConfig()
-            raw = reader.read(name, cfg)
-            if raw is None:
-                if name == "accounts":
-                    raise ICPKitError(
-                        f"the accounts table is required but was not found in {config.source} "
-                        "(expected accounts.csv / accounts.parquet, or set data.tables.accounts.source)"
-                    )
-                log.info("%s: no %s table in the source; skipping it (and outcomes that need it)", name, name)
+            raw = _read(reader, name, cfg)
+            if _missing_or_empty(name, raw, config.source):
                 continue
-            df, cols, ex = load_table(name, raw, cfg)
-            tables[name] = df
-            excluded += ex
-            if cols:
-                dropped[name] = cols
-            log.info("%s: loaded %d rows, %d columns", name, len(df), df.shape[1])
+            loaded[name] = load_table(
+                name, raw.frame, cfg, numeric_share=config.numeric_share, missing_values=config.missing_values
+            )
+            log.info(
+                "%s: loaded %d rows, %d columns", name, len(loaded[name].frame), loaded[name].frame.shape[1]
+            )
     finally:
         reader.close()
+    tables = {name: t.frame for name, t in loaded.items()}
     validate_crm(tables, extract)
     return CRMData(
-        tables=tables, extract_date=extract, source=config.source, excluded=excluded, dropped_columns=dropped
+        tables=tables,
+        extract_date=extract,
+        source=mask_secrets(config.source),
+        excluded=[e for t in loaded.values() for e in t.excluded],
+        dropped_columns={name: t.dropped for name, t in loaded.items() if t.dropped},
+        repairs=[r for t in loaded.values() for r in t.repairs],
     )

@@ -20,7 +20,18 @@ import pandas as pd
 import pandera.pandas as pa
 
 from icpkit.data.contract import CONTRACT, TABLE_ORDER, TableContract
+from icpkit.data.values import RULE_DATE_PARSE, RULE_NUMBER_PARSE, parse_dates
 from icpkit.errors import DataContractError
+
+__all__ = [
+    "RULE_DATE_PARSE",
+    "RULE_NUMBER_PARSE",
+    "check_required_columns",
+    "example_rows",
+    "parse_dates",
+    "validate_crm",
+    "validate_table",
+]
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +41,6 @@ MAX_EXAMPLES = 5
 RULE_NOT_NULL = "must not be empty"
 RULE_UNIQUE = "ids must be unique"
 RULE_LABEL = "labels must be 0, 1 or empty"
-RULE_DATE_PARSE = "dates must parse (e.g. 2024-03-31)"
-RULE_NUMBER_PARSE = "numbers must parse (e.g. 1250.50)"
 RULE_REFERENCE = "every account_id must exist in accounts"
 RULE_WON_CLOSED = "an opportunity with a won label must have closed_at"
 
@@ -46,6 +55,10 @@ def rule_after_extract(extract_date: pd.Timestamp) -> str:
 
 def rule_order(later: str, earlier: str) -> str:
     return f"{later} must not be before {earlier}"
+
+
+def rule_unique_together(columns: list[str]) -> str:
+    return f"({', '.join(columns)}) must be unique"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,26 +119,6 @@ def check_required_columns(table: str, columns: Iterable[str]) -> None:
     )
 
 
-def parse_dates(series: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse to ``datetime64[ns]`` (tz-naive); also return the mask of non-empty unparseable cells."""
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        out = series.dt.tz_convert("UTC").dt.tz_localize(None)
-    elif pd.api.types.is_datetime64_any_dtype(series.dtype):
-        out = series
-    else:
-        present = series.notna()
-        text = series.astype("str").str.strip()
-        # ISO first (fast, unambiguous); anything else falls back to per-value parsing. utc=True
-        # turns offsets ("...Z", "+02:00") into UTC and leaves naive times as they are.
-        out = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=True)
-        if (out.isna() & present).any():
-            out = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
-        out = out.dt.tz_localize(None)
-        bad = out.isna() & present
-        return out.astype("datetime64[ns]"), bad
-    return out.astype("datetime64[ns]"), pd.Series(False, index=series.index)
-
-
 # ---------------------------------------------------------------------------------------------
 # the schema
 
@@ -165,6 +158,15 @@ def _build_schema(
         add(col, RULE_NOT_NULL, (col,), lambda s: s.notna())
     if c.id_column:
         add(c.id_column, RULE_UNIQUE, (c.id_column,), lambda s: s.isna() | ~s.duplicated(keep=False))
+    if c.unique_together:
+        key = list(c.unique_together)
+        add(
+            key[-1],
+            rule_unique_together(key),
+            tuple(key),
+            lambda d: d[key].isna().any(axis=1) | ~d.duplicated(subset=key, keep=False),
+            frame=True,
+        )
     for col in c.label_columns:
         if col in df.columns:
             add(col, RULE_LABEL, (col,), lambda s: s.isna() | s.isin([0, 1]))
@@ -234,12 +236,12 @@ def validate_table(
     # Dates are parsed during loading; frames built by hand may still hold text.
     for col in CONTRACT[table].date_columns:
         if col in df.columns and not pd.api.types.is_datetime64_dtype(df[col].dtype):
-            parsed, bad = parse_dates(df[col])
-            if bad.any():
+            dates = parse_dates(df[col], table=table)
+            if dates.bad.any():
                 raise DataContractError(
-                    table, col, RULE_DATE_PARSE, int(bad.sum()), example_rows(table, df, bad, (col,))
+                    table, col, dates.rule, int(dates.bad.sum()), example_rows(table, df, dates.bad, (col,))
                 )
-            df[col] = parsed
+            df[col] = dates.values
     schema, rules = _build_schema(table, df, extract, account_ids)
     _first_violation(table, df, schema, rules)
 

@@ -29,7 +29,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
-from icpkit.data.validation import parse_dates
+from icpkit.data.values import parse_dates
 from icpkit.errors import ICPKitError
 
 __all__ = [
@@ -571,8 +571,8 @@ def _check_boolean(spec: ColumnSpec, s: pd.Series) -> _Checked:
 def _check_date(spec: ColumnSpec, s: pd.Series) -> _Checked:
     # Same parsing as loading the CRM; blank text is missing, not a bad date.
     source = s if pd.api.types.is_datetime64_any_dtype(s.dtype) else _text(s)
-    parsed, bad = parse_dates(source)
-    bad = bad.to_numpy()
+    dates = parse_dates(source)
+    parsed, bad = dates.values, dates.bad.to_numpy()
     reasons = {i: f"{spec.name} = {s.iloc[i]!r} is not a date" for i in np.flatnonzero(bad)}
     return _Checked(parsed.mask(bad), reasons, _no_unseen(len(s)))
 

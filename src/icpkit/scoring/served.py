@@ -186,8 +186,14 @@ class OutcomeScorer:
         return ["missing" if pd.isna(v) else str(v) for v in s.to_numpy()]
 
 
-def load_outcome_scorer(folder: Path) -> OutcomeScorer:
-    return OutcomeScorer(PropensityModel.load(folder))
+def load_outcome_scorer(folder: Path) -> Any:
+    """The served outcome model: raw rows in (models saved with their feature spec), else features in."""
+    model = PropensityModel.load(folder)
+    if model.metadata.get("feature_spec"):
+        return OutcomeScorer(model)
+    from icpkit.registry.loaders import PropensityScorer
+
+    return PropensityScorer(model)
 
 
 def outcome_input_spec(spec: FeatureSpec, rows: pd.DataFrame) -> InputSpec:
