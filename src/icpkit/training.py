@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from icpkit.config import Config
 from icpkit.data.crm import CRMData
@@ -446,7 +445,9 @@ def signal_note(auc: float, ci_low: float) -> str:
 
 
 def _auc_metric(y: np.ndarray, p: np.ndarray) -> float:
-    return float(roc_auc_score(y, p))
+    # The same code path as the candidate's test AUC: equal predictions must give a bit-equal
+    # score, or an identical model would lose the gate by a rounding difference.
+    return float(ev.compute_metrics(y, p)["roc_auc"])
 
 
 def _extra_columns(r: OutcomeReport) -> dict[str, Any]:
