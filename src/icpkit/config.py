@@ -284,12 +284,19 @@ class LeakageConfig(_Strict):
 
 
 class TuningConfig(_Strict):
+    """The Optuna budget: a trial count, so that the same data gives the same model anywhere."""
+
     n_trials: int = Field(20, ge=1)
-    timeout_seconds: float = Field(120.0, gt=0)
+    #: Optional safety net. ``None`` (default): no wall-clock cap. When set and it cuts the
+    #: search, the tuning result says so (``cut_by_timeout``) and reruns may differ.
+    timeout_seconds: float | None = Field(None, gt=0)
 
 
 class TrainingConfig(_Strict):
     outcomes: list[OutcomeName] = Field(default_factory=lambda: list(ALL_OUTCOMES))
+    #: ``time``: train < validation < test by as-of time. ``random``: for exports without dates;
+    #: stratified, seeded and grouped by account (the test period is then not later than training).
+    split: Literal["time", "random"] = "time"
     #: Latest fraction of as-of times held out as the untouched test period.
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     #: Fraction (of what precedes the test period) used for validation / calibration.
@@ -299,8 +306,12 @@ class TrainingConfig(_Strict):
     engagement_windows_days: list[int] = Field(default_factory=lambda: [30, 90, 180])
     tuning: TuningConfig = Field(default_factory=TuningConfig)
     max_boost_rounds: int = Field(1000, ge=10)
-    #: LightGBM threads; fixed so that results repeat (deterministic=True needs the same count).
-    num_threads: int = Field(2, ge=1)
+    #: Refit the chosen settings on training + validation rows before the test period.
+    refit: bool = True
+    #: Threads per fit for LightGBM, BLAS and OpenMP alike. 1 never oversubscribes a busy
+    #: machine, and a fixed count keeps deterministic boosters identical across runs.
+    num_threads: int = Field(1, ge=1)
+    #: Bootstrap resamples for the chosen model's metric CIs.
     bootstrap_samples: int = Field(200, ge=10)
     #: Rows of the test period explained with TreeSHAP for plots and weights (exact SHAP is slow).
     shap_sample_rows: int = Field(2000, ge=100)

@@ -22,19 +22,24 @@ from icpkit.features import Catalogue, OutcomeDataset, attribute_catalogue, buil
 from icpkit.models import evaluation as ev
 from icpkit.models.encoding import FeatureEncoder
 from icpkit.models.fitting import (
-    TimeSplit,
+    RANDOM_SPLIT_CAVEAT,
+    Split,
     TuningResult,
     fit_lightgbm,
     fit_logistic,
     fit_platt,
+    refit_logistic,
+    scaled_rounds,
     split_by_time,
+    split_random,
     tune_lightgbm,
     validation_auc,
 )
 from icpkit.models.explain import explain, to_frame
-from icpkit.models.leakage import check_single_feature_leakage
+from icpkit.models.leakage import LeakageReport, add_permutation, screen_features
 from icpkit.models.propensity import PropensityModel
 from icpkit.outcomes import OUTCOMES
+from icpkit.threads import thread_limits
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ class OutcomeReport:
     n_labelled: int = 0
     n_positive: int = 0
     dataset: OutcomeDataset | None = None
-    split: TimeSplit | None = None
+    split: Split | None = None
     model: PropensityModel | None = None
     candidates: dict[str, PropensityModel] = field(default_factory=dict)
     validation_auc: dict[str, float] = field(default_factory=dict)
@@ -59,6 +64,17 @@ class OutcomeReport:
     tuning: TuningResult | None = None
     baseline_params: dict[str, Any] = field(default_factory=dict)
     single_feature_auc: dict[str, float] = field(default_factory=dict)
+    #: Every feature's leakage evidence and the suspected leaks (see icpkit.models.leakage).
+    leakage: LeakageReport | None = None
+    #: The chosen model on test rows whose account is in neither training nor validation rows
+    #: (``None`` when those rows hold a single class), so memorising accounts cannot pass as skill.
+    test_unseen: ev.Evaluation | None = None
+    #: Test rows of unseen accounts (``test_unseen`` is measured on them).
+    n_test_unseen: int = 0
+    #: Thread policy applied while fitting (icpkit.threads.thread_report), to record on the run.
+    threads: dict[str, Any] = field(default_factory=dict)
+    #: How the final models were fitted: ``{"applied", "rows", "lightgbm_rounds", ...}``.
+    refit: dict[str, Any] = field(default_factory=dict)
     #: TreeSHAP contributions (raw-score scale) on a sample of the test period, with its rows.
     shap_values: pd.DataFrame | None = None
     shap_rows: pd.DataFrame | None = None
@@ -104,9 +120,53 @@ def _check_minimum(outcome: str, n_labelled: int, n_pos: int, cfg: Config) -> No
         )
 
 
-def fit_outcome(dataset: OutcomeDataset, cfg: Config) -> OutcomeReport:
-    """Fit, choose, calibrate and evaluate one outcome's model on a time split."""
+def _split(labelled: OutcomeDataset, y: np.ndarray, cfg: Config) -> Split:
+    t = cfg.training
+    if t.split == "random":
+        log.warning("%s: %s", labelled.outcome, RANDOM_SPLIT_CAVEAT)
+        return split_random(labelled.account_ids, y, t.test_fraction, t.validation_fraction, cfg.seed)
+    return split_by_time(labelled.as_of, t.test_fraction, t.validation_fraction)
+
+
+def fit_outcome(
+    dataset: OutcomeDataset,
+    cfg: Config,
+    on_trial: Callable[[int, int], None] | None = None,
+) -> OutcomeReport:
+    """Fit, choose, calibrate, refit and evaluate one outcome's model.
+
+    Parameters
+    ----------
+    dataset
+        The outcome's rows (labelled and not) with features, labels, accounts and as-of times.
+    cfg
+        The run's config (``training``, ``leakage`` and ``seed`` are read).
+    on_trial
+        Called as ``on_trial(done, total)`` after each tuning trial (for a progress bar).
+
+    Returns
+    -------
+    OutcomeReport
+
+    Raises
+    ------
+    InsufficientDataError
+        Too few rows or positives, or a period with a single class.
+    LeakageError
+        A feature's single-feature AUC exceeds ``leakage.max_single_feature_auc``.
+    """
+    # One thread per fit by default, for LightGBM, BLAS and OpenMP alike (icpkit.threads).
+    with thread_limits(cfg.training.num_threads) as threads:
+        report = _fit_outcome(dataset, cfg, on_trial)
+    report.threads = threads
+    return report
+
+
+def _fit_outcome(
+    dataset: OutcomeDataset, cfg: Config, on_trial: Callable[[int, int], None] | None
+) -> OutcomeReport:
     outcome = dataset.outcome
+    t = cfg.training
     labelled = dataset.subset(dataset.labelled)
     y_all = labelled.y.to_numpy(dtype=int)
     report = OutcomeReport(
@@ -118,67 +178,109 @@ def fit_outcome(dataset: OutcomeDataset, cfg: Config) -> OutcomeReport:
         dataset=dataset,
     )
     _check_minimum(outcome, len(y_all), int(y_all.sum()), cfg)
-    split = split_by_time(labelled.as_of, cfg.training.test_fraction, cfg.training.validation_fraction)
+    split = _split(labelled, y_all, cfg)
     report.split = split
     for part, mask in (("train", split.train), ("validation", split.validation), ("test", split.test)):
         y_part = y_all[mask]
         if len(np.unique(y_part)) < 2:
             raise InsufficientDataError(
                 f"the {part} period ({mask.sum()} rows) holds only one class; "
-                "more history is needed for a time-based split"
+                + (
+                    "more history is needed for a time-based split"
+                    if split.kind == "time"
+                    else "more rows are needed"
+                )
             )
 
     tr, va, te = (labelled.subset(m) for m in (split.train, split.validation, split.test))
     ytr, yva, yte = (d.y.to_numpy(dtype=int) for d in (tr, va, te))
-    log.info("%s: single-feature leakage check on %d training rows", outcome, len(ytr))
-    report.single_feature_auc = check_single_feature_leakage(
-        tr.X, ytr, cfg.leakage.max_single_feature_auc, outcome, seed=cfg.seed
+    log.info("%s: leakage screen on %d training rows", outcome, len(ytr))
+    leakage = screen_features(
+        tr.X, ytr, outcome, cfg.leakage.max_single_feature_auc, dataset.feature_source, seed=cfg.seed
     )
+    report.single_feature_auc = leakage.single_feature_auc()
 
-    # The encoder sees training rows only.
+    # Model choice and settings are decided on train -> validation; the encoder sees training rows only.
     encoder = FeatureEncoder().fit(tr.X)
-    Etr, Eva, Ete = encoder.transform(tr.X), encoder.transform(va.X), encoder.transform(te.X)
+    Etr, Eva = encoder.transform(tr.X), encoder.transform(va.X)
 
     log.info("%s: logistic baseline", outcome)
     logistic, report.baseline_params = fit_logistic(Etr, ytr, Eva, yva, encoder, outcome)
-    log.info(
-        "%s: tuning LightGBM (%d trials, %.0fs budget)",
-        outcome,
-        cfg.training.tuning.n_trials,
-        cfg.training.tuning.timeout_seconds,
+    cap = f", {t.tuning.timeout_seconds:.0f}s safety cap" if t.tuning.timeout_seconds else ""
+    log.info("%s: tuning LightGBM (%d trials%s)", outcome, t.tuning.n_trials, cap)
+    report.tuning = tune_lightgbm(
+        Etr, ytr, Eva, yva, encoder.categorical_columns_, t, cfg.seed, on_trial=on_trial
     )
-    report.tuning = tune_lightgbm(Etr, ytr, Eva, yva, encoder.categorical_columns_, cfg.training, cfg.seed)
     lightgbm = fit_lightgbm(Etr, ytr, encoder.categorical_columns_, report.tuning, encoder, outcome)
 
-    for name, model in (("logistic", logistic), ("lightgbm", lightgbm)):
+    selection = {"logistic": logistic, "lightgbm": lightgbm}
+    for name, model in selection.items():
         model.calibration = fit_platt(model.raw_score(Eva, encoded=True), yva)
         report.validation_auc[name] = validation_auc(model, Eva, yva)
-        report.candidates[name] = model
-        report.candidate_tests[name] = ev.evaluate(
-            yte, model.predict_proba(Ete, encoded=True), n_boot=cfg.training.bootstrap_samples, seed=cfg.seed
-        )
     # The simpler model wins ties: it is easier to explain and no worse.
     chosen = (
         "lightgbm" if report.validation_auc["lightgbm"] > report.validation_auc["logistic"] else "logistic"
     )
+    other = "logistic" if chosen == "lightgbm" else "lightgbm"
+
+    # Permutation losses need a model that has not seen the validation rows: the train-only fit.
+    picked = selection[chosen]
+    report.leakage = add_permutation(
+        leakage, lambda E: picked.raw_score(E, encoded=True), Eva, yva, seed=cfg.seed
+    )
+    for s in report.leakage.suspected:
+        log.warning(
+            "%s: suspected leak '%s': %s. If it is filled in after the outcome, add it to "
+            "leakage.deny_columns.",
+            outcome,
+            s.feature,
+            s.evidence,
+        )
+
+    if t.refit:
+        report.candidates, report.refit = _refit(tr, va, selection, report, outcome)
+    else:
+        report.candidates = selection
+        report.refit = {"applied": False, "rows": len(ytr)}
+
+    Ete = {name: m.encoder.transform(te.X) for name, m in report.candidates.items()}
+    # CIs for the chosen model only: the other candidate is a point of comparison.
+    for name in (chosen, other):
+        model = report.candidates[name]
+        report.candidate_tests[name] = ev.evaluate(
+            yte,
+            model.predict_proba(Ete[name], encoded=True),
+            n_boot=t.bootstrap_samples if name == chosen else 0,
+            seed=cfg.seed,
+        )
     report.model = report.candidates[chosen]
+    report.test = report.candidate_tests[chosen]
+
+    # Test rows of accounts never seen in training or validation: skill that is not memory.
+    seen = set(tr.account_ids.dropna()) | set(va.account_ids.dropna())
+    unseen = ~te.account_ids.isin(seen).to_numpy()
+    report.n_test_unseen = int(unseen.sum())
+    if len(np.unique(yte[unseen])) == 2:
+        p_unseen = report.model.predict_proba(Ete[chosen], encoded=True)[unseen]
+        report.test_unseen = ev.evaluate(yte[unseen], p_unseen, n_boot=t.bootstrap_samples, seed=cfg.seed)
+
     report.model.metadata.update(
         {
             "outcome": outcome,
-            "chosen_over": "logistic" if chosen == "lightgbm" else "lightgbm",
+            "chosen_over": other,
             "validation_auc": report.validation_auc,
             "split": split.describe(),
-            "features": encoder.columns_,
+            "refit": report.refit,
+            "features": report.model.encoder.columns_,
             "feature_source": dataset.feature_source,
             "source_dimension": dataset.source_dimension,
             "feature_spec": dataset.spec.to_dict() if dataset.spec else None,
         }
     )
-    report.test = report.candidate_tests[chosen]
 
     # Explanations for the plots and the ICP weights: a seeded sample of the test period.
     rng = np.random.default_rng(cfg.seed)
-    n = min(cfg.training.shap_sample_rows, len(te.X))
+    n = min(t.shap_sample_rows, len(te.X))
     idx = np.sort(rng.choice(len(te.X), size=n, replace=False))
     rows = te.X.iloc[idx].reset_index(drop=True)
     report.explanation = explain(report.model, rows)
@@ -198,16 +300,59 @@ def _skip_reason(crm: CRMData, name: str) -> str | None:
     return None
 
 
+def _refit(
+    tr: OutcomeDataset,
+    va: OutcomeDataset,
+    selection: dict[str, PropensityModel],
+    report: OutcomeReport,
+    outcome: str,
+) -> tuple[dict[str, PropensityModel], dict[str, Any]]:
+    """Both candidates refitted on training + validation rows with the settings chosen on validation."""
+    assert report.tuning is not None
+    X = pd.concat([tr.X, va.X], ignore_index=True)
+    y = np.concatenate([tr.y.to_numpy(dtype=int), va.y.to_numpy(dtype=int)])
+    encoder = FeatureEncoder().fit(X)
+    E = encoder.transform(X)
+    rounds = scaled_rounds(report.tuning.best_iteration, len(y), len(tr.y))
+    log.info("%s: refit on %d training + validation rows (%d LightGBM rounds)", outcome, len(y), rounds)
+    final = {
+        "logistic": refit_logistic(E, y, encoder, outcome, report.baseline_params["C"]),
+        "lightgbm": fit_lightgbm(
+            E, y, encoder.categorical_columns_, report.tuning, encoder, outcome, num_boost_round=rounds
+        ),
+    }
+    # Calibration stays out of sample: each refit model takes the Platt scaling fitted on the
+    # validation scores of its train-only twin. No held-out rows are left to fit it on the refit
+    # model itself, and its own (in-sample) scores would be overconfident. The twin has the same
+    # settings and 4/5 of the rows (LightGBM rounds scaled to match), so its raw scores sit on the
+    # same scale; Platt is monotone, so any mismatch cannot change a ranking or AUC, and it would
+    # show in the test ECE, which is measured on the refit model.
+    for name, model in final.items():
+        model.calibration = selection[name].calibration
+    info = {
+        "applied": True,
+        "rows": len(y),
+        "train_rows": len(tr.y),
+        "lightgbm_rounds": rounds,
+        "lightgbm_train_rounds": report.tuning.best_iteration,
+        "logistic_C": report.baseline_params["C"],
+        "calibration": "Platt scaling of the train-only fit on validation scores",
+    }
+    return final, info
+
+
 def train_outcomes(
     crm: CRMData,
     cfg: Config,
     catalogue: Catalogue | None = None,
     on_outcome: Callable[[str, str], None] | None = None,
+    on_trial: Callable[[str, int, int], None] | None = None,
 ) -> TrainingResult:
     """Train every configured outcome (pure: nothing is logged or registered here).
 
     ``catalogue`` holds every attribute's role and kind (inferred if not given);
-    ``on_outcome(outcome, status)`` is called as each outcome starts and ends (for progress).
+    ``on_outcome(outcome, status)`` is called as each outcome starts and ends, and
+    ``on_trial(outcome, done, total)`` after each tuning trial (for progress displays).
     """
     catalogue = catalogue if catalogue is not None else attribute_catalogue(crm, cfg)
     reports: dict[str, OutcomeReport] = {}
@@ -220,7 +365,8 @@ def train_outcomes(
         else:
             dataset = build_outcome_dataset(crm, OUTCOMES[name], catalogue, cfg)
             try:
-                reports[name] = fit_outcome(dataset, cfg)
+                trial = (lambda done, total, n=name: on_trial(n, done, total)) if on_trial else None
+                reports[name] = fit_outcome(dataset, cfg, trial)
             except InsufficientDataError as err:
                 y = dataset.y.dropna()
                 reports[name] = OutcomeReport(
@@ -240,6 +386,21 @@ def signal_note(auc: float, ci_low: float) -> str:
     if auc < 0.6:
         return "weak signal (AUC < 0.6): treat any ICP from this outcome with caution"
     return ""
+
+
+def _extra_columns(r: OutcomeReport) -> dict[str, Any]:
+    """Unseen-account AUC, suspected leaks and tuning completeness of a trained outcome."""
+    row: dict[str, Any] = {"unseen_rows": r.n_test_unseen}
+    if r.test_unseen is not None:
+        lo, hi = r.test_unseen.ci.get("roc_auc", (float("nan"), float("nan")))
+        row |= {"unseen_auc": r.test_unseen.metrics["roc_auc"], "unseen_auc_ci": f"[{lo:.3f}, {hi:.3f}]"}
+    else:
+        row |= {"unseen_auc": float("nan"), "unseen_auc_ci": "—"}
+    row["suspected_leaks"] = ", ".join(r.leakage.suspected_names) if r.leakage is not None else ""
+    if r.tuning is not None:
+        row["tuning_trials"] = f"{r.tuning.n_trials_done}/{r.tuning.n_trials}"
+        row["tuning_cut_by_timeout"] = r.tuning.cut_by_timeout
+    return row
 
 
 def summary_table(result: TrainingResult, aliases: dict[str, str] | None = None) -> pd.DataFrame:
@@ -266,6 +427,7 @@ def summary_table(result: TrainingResult, aliases: dict[str, str] | None = None)
                 "alias": (aliases or {}).get(name, "—"),
                 "note": signal_note(r.test.metrics["roc_auc"], lo),
             }
+            row |= _extra_columns(r)
         else:
             row |= {"model": "—", "alias": "—", "note": r.reason}
         rows.append(row)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from icpkit.models import evaluation as ev
 
@@ -148,6 +149,104 @@ def test_evaluate_as_flat_has_prefixed_metrics_cis_and_counts() -> None:
     assert (flat["test_roc_auc_ci_low"], flat["test_roc_auc_ci_high"]) == e.ci["roc_auc"]
     assert flat["test_n"] == 300
     assert all(isinstance(v, float) for v in flat.values())
+
+
+def _cases() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Hand-picked hard cases: heavy ties, scores at exactly 0 and 1, a single positive."""
+    cases = []
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(8, 300))
+        p = rng.uniform(size=n)
+        if seed % 3 == 0:
+            p = np.round(p, 1)  # eleven distinct values: ties everywhere
+        if seed % 4 == 0:
+            p[:3] = [0.0, 1.0, 1.0]  # log loss clipping
+        y = (rng.uniform(size=n) < p).astype(int)
+        if seed % 5 == 0:
+            y[:] = 0
+            y[n // 2] = 1
+        cases.append((y, p))
+    return cases
+
+
+def test_compute_metrics_equal_scikit_learn_to_1e12() -> None:
+    for y, p in _cases():
+        m = ev.compute_metrics(y, p)
+        assert m["roc_auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+        assert m["pr_auc"] == pytest.approx(average_precision_score(y, p), abs=1e-12)
+        assert m["log_loss"] == pytest.approx(log_loss(y, np.c_[1 - p, p], labels=[0, 1]), abs=1e-12)
+        assert m["brier"] == pytest.approx(brier_score_loss(y, p), abs=1e-12)
+        assert ev.log_loss(y, p) == m["log_loss"]
+
+
+def test_roc_auc_takes_any_real_score_and_counts_ties_as_half() -> None:
+    y = np.array([0, 1, 0, 1, 1])
+    s = np.array([-3.0, 2.5, 2.5, 10.0, -1.0])  # raw log-odds, not probabilities
+    # pairs (pos, neg): 2.5>-3, 2.5=2.5 (1/2), 10>both, -1>-3 but <2.5  ->  (1 + .5 + 2 + 1) / 6
+    assert ev.roc_auc(y, s) == pytest.approx(4.5 / 6)
+    assert ev.roc_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert math.isnan(ev.roc_auc(np.ones(4), np.arange(4.0)))
+
+
+def _reference_bootstrap(y, p, n_boot, seed, alpha=0.05):
+    """The previous implementation: one resample at a time, validated scikit-learn metrics."""
+    rng = np.random.default_rng(seed)
+    samples = {name: [] for name in ev.METRIC_NAMES}
+    for _ in range(n_boot):
+        idx = rng.integers(0, y.size, size=y.size)
+        yb, pb = y[idx], p[idx]
+        two = yb.min() != yb.max()
+        values = {
+            "roc_auc": roc_auc_score(yb, pb) if two else np.nan,
+            "pr_auc": average_precision_score(yb, pb) if two else np.nan,
+            "log_loss": log_loss(yb, np.c_[1 - pb, pb], labels=[0, 1]),
+            "brier": brier_score_loss(yb, pb, labels=[0, 1]),
+            # stable sort of the *resampled* rows: ties keep their resample order
+            "top_decile_lift": (
+                yb[np.argsort(-pb, kind="stable")[: math.ceil(yb.size / 10)]].mean() / yb.mean()
+                if yb.sum()
+                else np.nan
+            ),
+            "ece": sum(
+                abs(yb[b].sum() - pb[b].sum()) / yb.size
+                for k in range(10)
+                if (b := np.clip(np.floor(pb * 10).astype(int), 0, 9) == k).any()
+            ),
+        }
+        for name, v in values.items():
+            if np.isfinite(v):
+                samples[name].append(v)
+    return {
+        name: tuple(np.percentile(v, [100 * alpha / 2, 100 * (1 - alpha / 2)])) if v else (np.nan, np.nan)
+        for name, v in samples.items()
+    }
+
+
+def test_bootstrap_ci_equals_the_resample_by_resample_reference_for_the_same_seed() -> None:
+    for i, (y, p) in enumerate(_cases()[:8]):
+        fast = ev.bootstrap_ci(y, p, n_boot=40, seed=i)
+        slow = _reference_bootstrap(y, p, n_boot=40, seed=i)
+        for name in ev.METRIC_NAMES:
+            np.testing.assert_allclose(fast[name], slow[name], rtol=0, atol=1e-12, err_msg=name)
+
+
+def test_bootstrap_ci_blocks_give_the_same_result_as_one_block(monkeypatch) -> None:
+    y, p = _synthetic(500)
+    whole = ev.bootstrap_ci(y, p, n_boot=30, seed=4)
+    monkeypatch.setattr(ev, "_BLOCK_CELLS", 1200)  # two resamples per block
+    assert ev.bootstrap_ci(y, p, n_boot=30, seed=4) == whole
+
+
+def test_evaluate_without_resamples_gives_point_metrics_only() -> None:
+    y, p = _synthetic(200)
+    e = ev.evaluate(y, p, n_boot=0)
+    assert e.ci == {} and e.metrics == ev.compute_metrics(y, p)
+    flat = e.as_flat("logistic_test")
+    assert set(flat) == {f"logistic_test_{m}" for m in ev.METRIC_NAMES} | {
+        "logistic_test_n",
+        "logistic_test_n_positive",
+    }
 
 
 # -------------------------------------------------------------------------------------------- tables

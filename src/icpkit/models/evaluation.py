@@ -18,20 +18,12 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
-from sklearn.metrics import (
-    average_precision_score,
-    brier_score_loss,
-    log_loss,
-    roc_auc_score,
-    roc_curve,
-)
+from sklearn.metrics import roc_curve
 from statsmodels.stats.proportion import proportion_confint
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 METRIC_NAMES: tuple[str, ...] = ("roc_auc", "pr_auc", "log_loss", "brier", "top_decile_lift", "ece")
-#: Metrics that are undefined when only one class is present.
-_RANKING_METRICS = frozenset({"roc_auc", "pr_auc"})
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -69,6 +61,137 @@ def _order_desc(p: np.ndarray) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------------------------- metrics
+#
+# Every metric is computed from the same few sums over a resample: per distinct score value the
+# positives and rows drawn, per calibration bin the labels and scores drawn, per row the log loss
+# and squared error. A resample is a row of an index matrix (``n_resamples x n``); the point
+# estimate is the identity resample ``arange(n)``. So the point metrics and all bootstrap
+# resamples go through one vectorised code path with no per-call validation.
+
+#: Resample-matrix cells processed at once (bounds memory to a few tens of MB at any test size).
+_BLOCK_CELLS = 1 << 22
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Per-row quantities of checked ``(y, p)`` that every resample reuses."""
+
+    y: np.ndarray
+    p: np.ndarray
+    #: Index of the row's distinct score value, 0 = highest score.
+    group_desc: np.ndarray
+    n_groups: int
+    bins: np.ndarray
+    n_bins: int
+    log_loss: np.ndarray
+    squared_error: np.ndarray
+
+    @classmethod
+    def of(cls, y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> _Rows:
+        uniq, asc = np.unique(p, return_inverse=True)
+        # scikit-learn clips both class probabilities to [eps, 1 - eps] (eps of float64).
+        eps = np.finfo(np.float64).eps
+        p_pos = np.clip(p, eps, 1 - eps)
+        p_neg = np.clip(1.0 - p, eps, 1 - eps)
+        return cls(
+            y=y,
+            p=p,
+            group_desc=(uniq.size - 1 - asc).astype(np.int64),
+            n_groups=int(uniq.size),
+            bins=_bin_index(p, n_bins).astype(np.int64),
+            n_bins=n_bins,
+            log_loss=np.where(y == 1, -np.log(p_pos), -np.log(p_neg)),
+            squared_error=(p - y) ** 2,
+        )
+
+
+def _sums(key: np.ndarray, n_keys: int, idx: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """``out[b, k]`` = sum of ``weights`` (or count) over the rows of resample ``b`` whose key is ``k``."""
+    b = idx.shape[0]
+    flat = (np.arange(b, dtype=np.int64)[:, None] * n_keys + key[idx]).ravel()
+    w = None if weights is None else weights[idx].ravel()
+    return np.bincount(flat, weights=w, minlength=b * n_keys).reshape(b, n_keys).astype(float)
+
+
+def _metrics_batch(rows: _Rows, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """Every metric for each resample (row of ``idx``); NaN where a metric is undefined."""
+    b, n = idx.shape
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # Ranking metrics over distinct score values, highest score first.
+        pos = _sums(rows.group_desc, rows.n_groups, idx, rows.y)
+        tot = _sums(rows.group_desc, rows.n_groups, idx)
+        neg = tot - pos
+        n_pos = pos.sum(axis=1)
+        n_neg = n - n_pos
+        both = (n_pos > 0) & (n_neg > 0)
+        # ROC AUC = P(score of a positive > score of a negative) + 0.5 P(tie): the Mann-Whitney
+        # statistic with mid-ranks, which is what the trapezoidal ROC area gives with ties.
+        neg_below = n_neg[:, None] - np.cumsum(neg, axis=1)
+        auc = (pos * (neg_below + 0.5 * neg)).sum(axis=1) / (n_pos * n_neg)
+        # Average precision: sum over thresholds of (recall step) x precision, as scikit-learn.
+        tps = np.cumsum(pos, axis=1)
+        drawn = np.cumsum(tot, axis=1)
+        precision = np.where(drawn > 0, tps / np.where(drawn > 0, drawn, 1.0), 0.0)
+        ap = (pos * precision).sum(axis=1) / n_pos
+        # Top-decile lift: the first ceil(n/10) rows after a stable sort by score descending. The
+        # distinct-value group at the cut contributes its first rows *in resample order*, which
+        # is exactly what a stable sort of the resampled rows does.
+        k = math.ceil(n / 10)
+        cut = np.argmax(drawn >= k, axis=1)
+        rows_b = np.arange(b)
+        before = np.where(cut > 0, drawn[rows_b, cut - 1], 0.0)
+        pos_before = np.where(cut > 0, tps[rows_b, cut - 1], 0.0)
+        in_cut = rows.group_desc[idx] == cut[:, None]
+        take = in_cut & (np.cumsum(in_cut, axis=1) <= (k - before)[:, None])
+        pos_top = pos_before + (take & (rows.y[idx] == 1)).sum(axis=1)
+        lift = (pos_top / k) / (n_pos / n)
+        # Calibration over equal-width bins:
+        # sum_k (n_k/n) |mean y_k - mean p_k| = sum_k |sum y_k - sum p_k| / n.
+        bin_y = _sums(rows.bins, rows.n_bins, idx, rows.y)
+        bin_p = _sums(rows.bins, rows.n_bins, idx, rows.p)
+        ece = np.abs(bin_y - bin_p).sum(axis=1) / n
+        out = {
+            "roc_auc": np.where(both, auc, np.nan),
+            "pr_auc": np.where(both, ap, np.nan),
+            "log_loss": rows.log_loss[idx].sum(axis=1) / n,
+            "brier": rows.squared_error[idx].sum(axis=1) / n,
+            "top_decile_lift": np.where(n_pos > 0, lift, np.nan),
+            "ece": ece,
+        }
+    return {name: out[name] for name in METRIC_NAMES}
+
+
+def _point(y: np.ndarray, q: np.ndarray, n_bins: int = 10) -> dict[str, float]:
+    """All metrics on already-checked arrays."""
+    batch = _metrics_batch(_Rows.of(y, q, n_bins), np.arange(y.size, dtype=np.int64)[None, :])
+    return {name: float(values[0]) for name, values in batch.items()}
+
+
+def roc_auc(y_true: ArrayLike, score: ArrayLike) -> float:
+    """ROC-AUC of any real-valued score (ties count one half); NaN with a single class.
+
+    Equal to :func:`sklearn.metrics.roc_auc_score` without its input validation, so it is cheap
+    to call many times (single-feature and permutation checks).
+    """
+    y = np.asarray(y_true, dtype=float).ravel()
+    s = np.asarray(score, dtype=float).ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"y_true and score have different lengths: {y.size} != {s.size}")
+    n_pos = float(y.sum())
+    n_neg = y.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    # Mid-ranks of the scores (ties share their average rank): Mann-Whitney U.
+    _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
+    upper = np.cumsum(counts)
+    mid_rank = (upper - (counts - 1) / 2.0)[inverse]
+    return float((mid_rank[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def log_loss(y_true: ArrayLike, p: ArrayLike) -> float:
+    """Mean binary log loss (probabilities clipped to [eps, 1 - eps] as scikit-learn does)."""
+    y, q = _check(y_true, p)
+    return float(_Rows.of(y, q).log_loss.mean())
 
 
 def top_decile_lift(y_true: ArrayLike, p: ArrayLike) -> float:
@@ -78,11 +201,7 @@ def top_decile_lift(y_true: ArrayLike, p: ArrayLike) -> float:
     Returns NaN when there are no positives.
     """
     y, q = _check(y_true, p)
-    base = y.mean()
-    if base == 0:
-        return float("nan")
-    k = math.ceil(y.size / 10)
-    return float(y[_order_desc(q)[:k]].mean() / base)
+    return _point(y, q)["top_decile_lift"]
 
 
 def expected_calibration_error(y_true: ArrayLike, p: ArrayLike, n_bins: int = 10) -> float:
@@ -91,39 +210,22 @@ def expected_calibration_error(y_true: ArrayLike, p: ArrayLike, n_bins: int = 10
     ``sum_k (n_k / n) * |mean(y)_k - mean(p)_k|`` over non-empty bins ``k``.
     """
     y, q = _check(y_true, p)
-    idx = _bin_index(q, n_bins)
-    n_k = np.bincount(idx, minlength=n_bins)
-    sum_y = np.bincount(idx, weights=y, minlength=n_bins)
-    sum_p = np.bincount(idx, weights=q, minlength=n_bins)
-    filled = n_k > 0
-    gaps = np.abs(sum_y[filled] - sum_p[filled]) / n_k[filled]
-    return float(np.sum(n_k[filled] / y.size * gaps))
-
-
-def _metrics(y: np.ndarray, q: np.ndarray) -> dict[str, float]:
-    """All metrics on already-checked arrays."""
-    nan = float("nan")
-    one_class = _one_class(y)
-    return {
-        "roc_auc": nan if one_class else float(roc_auc_score(y, q)),
-        "pr_auc": nan if one_class else float(average_precision_score(y, q)),
-        "log_loss": float(log_loss(y, q, labels=[0, 1])),
-        "brier": float(brier_score_loss(y, q, labels=[0, 1])),
-        "top_decile_lift": top_decile_lift(y, q),
-        "ece": expected_calibration_error(y, q),
-    }
+    if n_bins < 1:
+        raise ValueError("n_bins must be >= 1")
+    return _point(y, q, n_bins)["ece"]
 
 
 def compute_metrics(y_true: ArrayLike, p: ArrayLike) -> dict[str, float]:
     """Compute every metric in :data:`METRIC_NAMES`.
 
     ``roc_auc`` and ``pr_auc`` (average precision) are NaN when ``y_true`` has one class only;
-    ``top_decile_lift`` is NaN when there are no positives.
+    ``top_decile_lift`` is NaN when there are no positives. ROC-AUC, average precision, log
+    loss and Brier equal scikit-learn's (tested to 1e-12).
     """
     y, q = _check(y_true, p)
     if _one_class(y):
-        logger.warning("only one class in y_true (n=%d): ROC AUC and PR AUC are undefined", y.size)
-    return _metrics(y, q)
+        log.warning("only one class in y_true (n=%d): ROC AUC and PR AUC are undefined", y.size)
+    return _point(y, q)
 
 
 def bootstrap_ci(
@@ -135,9 +237,12 @@ def bootstrap_ci(
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap confidence interval for every metric.
 
-    Rows are resampled with replacement using ``np.random.default_rng(seed)``. Resamples in which
-    a metric is undefined (a single class for the AUCs, no positives for the lift) are skipped
-    for that metric; a metric that is never defined gets ``(nan, nan)``.
+    Rows are resampled with replacement using ``np.random.default_rng(seed)`` (resample ``b`` is
+    row ``b`` of ``rng.integers(0, n, size=(n_boot, n))``, the same draws as ``n_boot``
+    successive ``rng.integers(0, n, size=n)`` calls). All metrics of all resamples are computed
+    together on that index matrix, in blocks. Resamples in which a metric is undefined (a single
+    class for the AUCs, no positives for the lift) are skipped for that metric; a metric that is
+    never defined gets ``(nan, nan)``.
 
     Returns
     -------
@@ -150,28 +255,31 @@ def bootstrap_ci(
     if not 0 < alpha < 1:
         raise ValueError("alpha must be in (0, 1)")
     rng = np.random.default_rng(seed)
-    samples: dict[str, list[float]] = {name: [] for name in METRIC_NAMES}
-    for _ in range(n_boot):
-        idx = rng.integers(0, y.size, size=y.size)
-        for name, value in _metrics(y[idx], q[idx]).items():
-            if np.isfinite(value):
-                samples[name].append(value)
+    rows = _Rows.of(y, q)
+    block = max(1, _BLOCK_CELLS // y.size)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in METRIC_NAMES}
+    for start in range(0, n_boot, block):
+        idx = rng.integers(0, y.size, size=(min(block, n_boot - start), y.size))
+        for name, values in _metrics_batch(rows, idx).items():
+            parts[name].append(values)
     ci: dict[str, tuple[float, float]] = {}
-    for name, values in samples.items():
-        if not values:
+    for name, chunks in parts.items():
+        values = np.concatenate(chunks)
+        values = values[np.isfinite(values)]
+        if not values.size:
             ci[name] = (float("nan"), float("nan"))
             continue
         lo, hi = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)])
         ci[name] = (float(lo), float(hi))
-        skipped = n_boot - len(values)
+        skipped = n_boot - values.size
         if skipped:
-            logger.debug("bootstrap %s: %d of %d resamples undefined and skipped", name, skipped, n_boot)
+            log.debug("bootstrap %s: %d of %d resamples undefined and skipped", name, skipped, n_boot)
     return ci
 
 
 @dataclass
 class Evaluation:
-    """Point metrics, their bootstrap CIs and the sample they were computed on."""
+    """Point metrics, their bootstrap CIs (empty when not computed) and the sample's size."""
 
     metrics: dict[str, float]
     ci: dict[str, tuple[float, float]]
@@ -181,27 +289,41 @@ class Evaluation:
     def as_flat(self, prefix: str) -> dict[str, float]:
         """Flatten for ``mlflow.log_metrics``.
 
-        Keys are ``{prefix}_{metric}``, ``{prefix}_{metric}_ci_low``, ``{prefix}_{metric}_ci_high``,
-        ``{prefix}_n`` and ``{prefix}_n_positive`` (no underscore when ``prefix`` is empty).
+        Keys are ``{prefix}_{metric}``, ``{prefix}_{metric}_ci_low``, ``{prefix}_{metric}_ci_high``
+        (only for metrics with a CI), ``{prefix}_n`` and ``{prefix}_n_positive`` (no underscore
+        when ``prefix`` is empty).
         """
         pre = f"{prefix}_" if prefix else ""
         flat: dict[str, float] = {}
         for name, value in self.metrics.items():
-            lo, hi = self.ci.get(name, (float("nan"), float("nan")))
             flat[f"{pre}{name}"] = float(value)
-            flat[f"{pre}{name}_ci_low"] = float(lo)
-            flat[f"{pre}{name}_ci_high"] = float(hi)
+            if name in self.ci:
+                lo, hi = self.ci[name]
+                flat[f"{pre}{name}_ci_low"] = float(lo)
+                flat[f"{pre}{name}_ci_high"] = float(hi)
         flat[f"{pre}n"] = float(self.n)
         flat[f"{pre}n_positive"] = float(self.n_positive)
         return flat
 
 
 def evaluate(y_true: ArrayLike, p: ArrayLike, n_boot: int = 200, seed: int = 0) -> Evaluation:
-    """Point metrics plus 95% percentile bootstrap CIs (see :func:`bootstrap_ci`)."""
+    """Point metrics plus 95% percentile bootstrap CIs (see :func:`bootstrap_ci`).
+
+    Parameters
+    ----------
+    y_true, p
+        Labels (0/1) and predicted probabilities of the positive class.
+    n_boot
+        Bootstrap resamples; 0 gives the point metrics only (``ci`` is empty).
+    seed
+        Seed of the resampling.
+    """
     y, q = _check(y_true, p)
+    if n_boot < 0:
+        raise ValueError("n_boot must be >= 0")
     return Evaluation(
         metrics=compute_metrics(y, q),
-        ci=bootstrap_ci(y, q, n_boot=n_boot, seed=seed),
+        ci=bootstrap_ci(y, q, n_boot=n_boot, seed=seed) if n_boot else {},
         n=int(y.size),
         n_positive=int(y.sum()),
     )
@@ -305,10 +427,10 @@ def plot_roc(y_true: ArrayLike, p: ArrayLike, title: str, label: str = "model") 
     fig = _figure((6, 5.5))
     ax = fig.add_subplot()
     if _one_class(y):
-        logger.warning("plot_roc: only one class in y_true, ROC curve undefined")
+        log.warning("plot_roc: only one class in y_true, ROC curve undefined")
     else:
         fpr, tpr, _ = roc_curve(y, q)
-        ax.plot(fpr, tpr, linewidth=2, label=f"{label} (AUC = {roc_auc_score(y, q):.3f})")
+        ax.plot(fpr, tpr, linewidth=2, label=f"{label} (AUC = {roc_auc(y, q):.3f})")
     _diagonal(ax, "chance (AUC = 0.5)")
     ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="False positive rate", ylabel="True positive rate")
     ax.set_title(title)
@@ -355,7 +477,7 @@ def plot_gains(y_true: ArrayLike, p: ArrayLike, title: str) -> Figure:
     ax = fig.add_subplot()
     total = y.sum()
     if total == 0:
-        logger.warning("plot_gains: no positives, gains curve undefined")
+        log.warning("plot_gains: no positives, gains curve undefined")
     else:
         captured = np.concatenate([[0.0], np.cumsum(y[_order_desc(q)]) / total])
         share = np.arange(y.size + 1) / y.size
