@@ -23,7 +23,6 @@ from icpkit.data.crm import CRMData
 from icpkit.errors import InsufficientDataError
 from icpkit.features import OutcomeDataset, build_outcome_dataset
 from icpkit.models import evaluation as ev
-from icpkit.models.encoding import FeatureEncoder
 from icpkit.models.fitting import (
     TimeSplit,
     TuningResult,
@@ -35,6 +34,7 @@ from icpkit.models.fitting import (
     validation_auc,
 )
 from icpkit.models.leakage import check_single_feature_leakage
+from icpkit.models.preprocessing import Preprocessor
 from icpkit.models.propensity import PropensityModel
 from icpkit.outcomes import OUTCOMES
 
@@ -140,7 +140,7 @@ def fit_outcome(dataset: OutcomeDataset, cfg: Config) -> OutcomeReport:
     )
 
     # The encoder sees training rows only.
-    encoder = FeatureEncoder().fit(tr.X)
+    encoder = Preprocessor().fit(tr.X)
     Etr, Eva, Ete = encoder.transform(tr.X), encoder.transform(va.X), encoder.transform(te.X)
 
     log.info("%s: logistic baseline", outcome)

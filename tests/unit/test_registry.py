@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from icpkit.models.encoding import FeatureEncoder
-from icpkit.models.propensity import LogisticDesign, PropensityModel
+from icpkit.models.preprocessing import Preprocessor
+from icpkit.models.propensity import PropensityModel
 from icpkit.registry import (
     Tracker,
     champion_score_on,
@@ -59,7 +59,7 @@ def data():
 
 
 def _lightgbm(X, y):
-    enc = FeatureEncoder().fit(X)
+    enc = Preprocessor().fit(X)
     booster = lgb.train(
         {"objective": "binary", "verbosity": -1, "deterministic": True, "seed": 1, "num_threads": 1},
         lgb.Dataset(enc.transform(X), y, categorical_feature=enc.categorical_columns_),
@@ -69,10 +69,9 @@ def _lightgbm(X, y):
 
 
 def _logistic(X, coef_sign=1.0):
-    enc = FeatureEncoder().fit(X)
-    design = LogisticDesign().fit(enc.transform(X), enc)
-    coef = coef_sign * np.linspace(-0.8, 0.8, len(design.column_groups()))
-    return PropensityModel("win", "logistic", enc, design=design, coef=coef.tolist(), intercept=-0.3)
+    enc = Preprocessor().fit(X)
+    coef = coef_sign * np.linspace(-0.8, 0.8, len(enc.design_sources()))
+    return PropensityModel("win", "logistic", enc, coef=coef.tolist(), intercept=-0.3)
 
 
 @pytest.fixture(scope="module")

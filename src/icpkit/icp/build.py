@@ -54,7 +54,7 @@ from icpkit.icp.segments import (
 )
 from icpkit.icp.tier_table import check_monotone, tier_table
 from icpkit.icp.weights import attribute_weights, blend_weights, dimension_weights, out_of_sample_evidence
-from icpkit.models.encoding import FeatureEncoder
+from icpkit.models.preprocessing import Preprocessor
 
 if TYPE_CHECKING:
     from icpkit.registry import Tracker
@@ -207,7 +207,7 @@ def _stack(
     )
 
 
-def _fit_scorecard(stacked: _Stacked, encoder: FeatureEncoder, cfg: Config) -> AdditiveScorecard:
+def _fit_scorecard(stacked: _Stacked, encoder: Preprocessor, cfg: Config) -> AdditiveScorecard:
     """The additive scorecard on stacked outcome rows: offsets per outcome, early-stopped on validation."""
     return AdditiveScorecard.fit(
         stacked.X,
@@ -332,7 +332,7 @@ def build_icp(
 
     # -- 2./3. scorecards and scores -----------------------------------------------------------
     step("fit scorecard")
-    fit_enc = FeatureEncoder().fit(acc[fit_cols]) if fit_cols else None
+    fit_enc = Preprocessor().fit(acc[fit_cols]) if fit_cols else None
     fit_card, fit_info = None, {}
     acc_fit_enc = fit_enc.transform(acc[fit_cols]) if fit_enc else None
     if fit_enc is not None and acc_fit_enc is not None:
@@ -346,13 +346,13 @@ def build_icp(
             fit_card = _fit_scorecard(stacked, fit_enc, cfg)
             fit_info = _scorecard_agreement(fit_card, reports, cfg.icp.fit_blend, fit_features)
     engagement_card, engagement_info, acc_eng = None, {}, None
-    eng_enc: FeatureEncoder | None = None
+    eng_enc: Preprocessor | None = None
     step("engagement scorecard")
     windows = cfg.training.engagement_windows_days
     eng_cols = _engagement_columns(reports, cfg.icp.engagement_blend)
     if eng_cols:
         eng_rows = [reports[o].labelled.X[eng_cols] for o in cfg.icp.engagement_blend if o in reports]
-        eng_enc = FeatureEncoder().fit(pd.concat(eng_rows, ignore_index=True))
+        eng_enc = Preprocessor().fit(pd.concat(eng_rows, ignore_index=True))
 
         def eng_features(r: OutcomeReport, mask: np.ndarray) -> pd.DataFrame:
             return eng_enc.transform(r.labelled.X[eng_cols].iloc[np.flatnonzero(mask)].reset_index(drop=True))

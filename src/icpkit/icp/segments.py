@@ -30,7 +30,7 @@ from sklearn.preprocessing import StandardScaler
 from statsmodels.stats.proportion import proportion_confint
 
 from icpkit.icp.cohorts import MISSING, as_float, category_labels, is_numeric_attribute
-from icpkit.models.propensity import is_heavy_tailed
+from icpkit.models.preprocessing import is_heavy_tailed
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 
 from icpkit.config import TrainingConfig
-from icpkit.models.encoding import FeatureEncoder
-from icpkit.models.propensity import LogisticDesign, PropensityModel
+from icpkit.models.preprocessing import Preprocessor
+from icpkit.models.propensity import PropensityModel
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,28 @@ def fit_logistic(
     ytr: np.ndarray,
     Xva: pd.DataFrame,
     yva: np.ndarray,
-    encoder: FeatureEncoder,
+    encoder: Preprocessor,
     outcome: str,
 ) -> tuple[PropensityModel, dict[str, Any]]:
-    """Interpretable baseline: L2 logistic regression, C chosen on the validation period."""
-    design = LogisticDesign().fit(Xtr, encoder)
-    Dtr, Dva = design.transform(Xtr), design.transform(Xva)
+    """Interpretable baseline: L2 logistic regression, C chosen on the validation period.
+
+    Parameters
+    ----------
+    Xtr, Xva : DataFrame
+        Training and validation rows as ``encoder``'s codes (the model reads their design).
+    ytr, yva : ndarray
+        0/1 labels.
+    encoder : Preprocessor
+        Fitted on the training rows.
+    outcome : str
+        The outcome's name.
+
+    Returns
+    -------
+    tuple of PropensityModel and dict
+        The uncalibrated model and the chosen ``{"C": ...}``.
+    """
+    Dtr, Dva = encoder.design_array(Xtr), encoder.design_array(Xva)
     best: tuple[float, float, LogisticRegression] | None = None
     for C in (0.01, 0.1, 1.0, 10.0):
         lr = LogisticRegression(C=C, max_iter=5000)
@@ -90,7 +106,6 @@ def fit_logistic(
         outcome=outcome,
         kind="logistic",
         encoder=encoder,
-        design=design,
         coef=lr.coef_[0].tolist(),
         intercept=float(lr.intercept_[0]),
     )
@@ -190,7 +205,7 @@ def fit_lightgbm(
     ytr: np.ndarray,
     categorical: list[str],
     tuning: TuningResult,
-    encoder: FeatureEncoder,
+    encoder: Preprocessor,
     outcome: str,
 ) -> PropensityModel:
     """Refit the best trial's configuration on the training period (deterministic)."""

@@ -1,7 +1,7 @@
 """Format -> loader dispatch for saved icpkit model folders (no MLflow import here).
 
 Every saved icpkit model is a folder with a ``model.json`` whose ``"format"`` field names what
-wrote it (``"icpkit.PropensityModel/1"``). A loader turns such a folder into a *scorer*: an
+wrote it (``"icpkit.PropensityModel/2"``). A loader turns such a folder into a *scorer*: an
 object with ``predict(frame: pd.DataFrame) -> pd.DataFrame``. The MLflow pyfunc wrapper
 (:mod:`icpkit.registry.pyfunc_model`) and :func:`icpkit.registry.registry.log_model` both
 dispatch through :func:`load_scorer`, so a new model kind plugs in with one line::
@@ -119,5 +119,5 @@ def load_propensity(model_dir: Path) -> PropensityScorer:
     return PropensityScorer(PropensityModel.load(model_dir))
 
 
-register_loader("icpkit.PropensityModel/1", load_propensity)
+register_loader("icpkit.PropensityModel/2", load_propensity)
 register_loader("icpkit.SegmentModel/1", "icpkit.icp.segments:load_segment_scorer")
