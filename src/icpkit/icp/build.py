@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
-from sklearn.metrics import roc_auc_score, silhouette_score
+from sklearn.metrics import roc_auc_score
 
 from icpkit.atomic import atomic_directory
 from icpkit.config import Config
@@ -47,10 +47,9 @@ from icpkit.icp.scores import TIER_ORDER, apply_penalty, assign_tiers, percentil
 from icpkit.icp.segments import (
     SegmentModel,
     distinct_icps,
+    fit_segments,
     profile_segments,
     save_segment_model,
-    segment_input,
-    skewed_columns,
 )
 from icpkit.icp.tier_table import check_monotone, tier_table
 from icpkit.icp.weights import attribute_weights, blend_weights, dimension_weights, out_of_sample_evidence
@@ -89,7 +88,6 @@ class ICPResult:
     fit_scorecard: AdditiveScorecard | None = None
     engagement_scorecard: AdditiveScorecard | None = None
     segment_model: SegmentModel | None = None
-    segment_log_columns: list[str] = field(default_factory=list)
     #: The raw account attributes the segment model reads (input example and gate data; not written).
     segment_frame: pd.DataFrame | None = None
 
@@ -111,7 +109,7 @@ class ICPResult:
             if self.engagement_scorecard is not None:
                 self.engagement_scorecard.save(tmp / "models" / "engagement_scorecard.json")
             if self.segment_model is not None:
-                save_segment_model(self.segment_model, self.segment_log_columns, tmp / "models" / "segments")
+                save_segment_model(self.segment_model, tmp / "models" / "segments")
         return Path(folder)
 
 
@@ -510,7 +508,7 @@ def build_icp(
 
     # -- 6. segments --------------------------------------------------------------------------------------
     step("segments")
-    seg_model, seg_log = None, []
+    seg_model = None
     # Segments should differ in what drives outcomes: use the fit attributes that showed
     # out-of-sample evidence and carry at least SEGMENT_MIN_WEIGHT % of the combined fit weight
     # (all fit attributes if none qualifies).
@@ -520,13 +518,15 @@ def build_icp(
         proven &= heavy
     seg_cols = [c for c in fit_cols if c in proven] or fit_cols
     if seg_cols and len(accounts) >= 50:
-        seg_log = skewed_columns(acc[seg_cols])
-        X_seg = segment_input(acc[seg_cols].reset_index(drop=True), seg_log)
+        X_seg = acc[seg_cols].reset_index(drop=True)
         k_range = (min(cfg.icp.segments_k_range), max(cfg.icp.segments_k_range))
-        seg_model = SegmentModel.fit(X_seg, k_range=k_range, seed=cfg.seed)
+        found = fit_segments(X_seg, k_range=k_range, seed=cfg.seed)
+        seg_model = found.model
+        profile["segments"] = {"k": found.k, "attributes": seg_cols, "selection": found.diagnostics()}
+    if seg_model is not None:
         seg = seg_model.predict(X_seg)
         revenue = ltv.reindex(accounts["account_id"]).to_numpy() if ltv is not None else None
-        seg_profile = profile_segments(acc[seg_cols].reset_index(drop=True), seg, revenue=revenue)
+        seg_profile = profile_segments(X_seg, seg, revenue=revenue)
         seg_of = pd.Series(seg, index=accounts["account_id"])
         icps = []
         for name, r in reports.items():
@@ -540,15 +540,17 @@ def build_icp(
         scores["segment"] = seg
         scores["segment_name"] = np.asarray(seg_model.names, dtype=object)[seg]
         tables["segments"] = seg_profile
-        profile["segments"] = {
-            "k": seg_model.k,
-            "attributes": seg_cols,
-            "silhouette_by_k": {str(k): v for k, v in seg_model.silhouette_by_k.items()},
-            "log_scaled_columns": seg_log,
-            "profiles": _records(seg_profile),
-            "distinct_icps": icps if sufficient else [],
-        }
+        profile["segments"].update(
+            {
+                "log_scaled_columns": list(seg_model.preprocessor.log_columns_),
+                "profiles": _records(seg_profile),
+                "distinct_icps": icps if sufficient else [],
+            }
+        )
         figures["segments.png"] = report.plot_segments(seg_profile, [o for o in reports])
+    elif "segments" in profile:
+        # No k beats the null: say so rather than invent segments.
+        profile["segments"].update({"profiles": [], "distinct_icps": []})
 
     # -- 8. the profile and what changed ----------------------------------------------------------------
     traits_list = []
@@ -579,7 +581,6 @@ def build_icp(
         fit_scorecard=fit_card,
         engagement_scorecard=engagement_card,
         segment_model=seg_model,
-        segment_log_columns=seg_log,
         segment_frame=acc[seg_model.columns].reset_index(drop=True) if seg_model is not None else None,
     )
 
@@ -749,20 +750,14 @@ def log_icp(result: ICPResult, folder: Path, cfg: Config, tracker: Tracker) -> d
     name = f"{cfg.tracking.model_prefix}-segments"
     # Both partitions are judged by their silhouette in the new model's space, on the same
     # accounts: the champion keeps its alias unless the new segments separate at least as well.
-    Z = model.transform(segment_input(frame, result.segment_log_columns))
-    idx = np.random.default_rng(cfg.seed).choice(len(Z), size=min(len(Z), 5000), replace=False)
-
-    def separation(labels: np.ndarray) -> float:
-        lab = np.asarray(labels)[idx]
-        return float(silhouette_score(Z[idx], lab)) if len(np.unique(lab)) > 1 else -1.0
-
-    # The accounts' segments were assigned when the ICP was built (same rows, same order).
-    candidate = separation(result.account_scores["segment"].to_numpy())
+    # The new model's silhouette was computed when it was fitted, on these rows (frame).
+    candidate = model.silhouette
     champion_model = load_champion(tracker.tracking_uri, name)
     champion = None
     if champion_model is not None:
         try:
-            champion = separation(champion_model.predict(to_model_input(frame))["segment"].to_numpy())
+            served = champion_model.predict(to_model_input(frame))["segment"].to_numpy()
+            champion = model.separation(frame, served)
         except Exception as exc:  # noqa: BLE001 - an older champion may need other columns
             log.warning(
                 "icp-segments champion cannot score today's accounts (%s); the new version is challenger", exc

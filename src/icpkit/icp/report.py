@@ -223,9 +223,11 @@ def profile_markdown(profile: dict[str, Any], tables: dict[str, pd.DataFrame], f
     else:
         out.append(c["note"] + "\n")
 
-    if "segments" in p:
+    if "segments" in p and not p["segments"]["profiles"]:
+        out.append(f"\n## Segments\n\nNo segmentation: {p['segments']['selection']['reason']}.\n")
+    elif "segments" in p:
         g = p["segments"]
-        out.append(f"\n## Segments (k = {g['k']}, chosen by silhouette)\n\n")
+        out.append(f"\n## Segments (k = {g['k']}, chosen by silhouette gain over a null)\n\n")
         if "segments.png" in figures:
             out.append("![segments](plots/segments.png)\n\n")
         cols = ["segment", "name", "size", "share"] + [k for k in g["profiles"][0] if k.endswith("_rate")]

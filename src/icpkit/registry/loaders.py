@@ -120,4 +120,4 @@ def load_propensity(model_dir: Path) -> PropensityScorer:
 
 
 register_loader("icpkit.PropensityModel/2", load_propensity)
-register_loader("icpkit.SegmentModel/1", "icpkit.icp.segments:load_segment_scorer")
+register_loader("icpkit.SegmentModel/2", "icpkit.icp.segments:load_segment_scorer")
