@@ -49,3 +49,7 @@ class LeakageError(ICPKitError):
 
 class InsufficientDataError(ICPKitError):
     """Too few rows or positives to train an outcome honestly."""
+
+
+class FeatureMismatchError(ICPKitError, ValueError):
+    """A frame to transform or score lacks columns the model was fitted on (or has the wrong width)."""

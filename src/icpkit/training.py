@@ -20,7 +20,6 @@ from icpkit.data.crm import CRMData
 from icpkit.errors import InsufficientDataError
 from icpkit.features import Catalogue, OutcomeDataset, attribute_catalogue, build_outcome_dataset
 from icpkit.models import evaluation as ev
-from icpkit.models.encoding import FeatureEncoder
 from icpkit.models.fitting import (
     RANDOM_SPLIT_CAVEAT,
     Split,
@@ -37,6 +36,7 @@ from icpkit.models.fitting import (
 )
 from icpkit.models.explain import explain, to_frame
 from icpkit.models.leakage import LeakageReport, add_permutation, screen_features
+from icpkit.models.preprocessing import Preprocessor
 from icpkit.models.propensity import PropensityModel
 from icpkit.outcomes import OUTCOMES
 from icpkit.threads import thread_limits
@@ -201,7 +201,7 @@ def _fit_outcome(
     report.single_feature_auc = leakage.single_feature_auc()
 
     # Model choice and settings are decided on train -> validation; the encoder sees training rows only.
-    encoder = FeatureEncoder().fit(tr.X)
+    encoder = Preprocessor().fit(tr.X)
     Etr, Eva = encoder.transform(tr.X), encoder.transform(va.X)
 
     log.info("%s: logistic baseline", outcome)
@@ -311,7 +311,7 @@ def _refit(
     assert report.tuning is not None
     X = pd.concat([tr.X, va.X], ignore_index=True)
     y = np.concatenate([tr.y.to_numpy(dtype=int), va.y.to_numpy(dtype=int)])
-    encoder = FeatureEncoder().fit(X)
+    encoder = Preprocessor().fit(X)
     E = encoder.transform(X)
     rounds = scaled_rounds(report.tuning.best_iteration, len(y), len(tr.y))
     log.info("%s: refit on %d training + validation rows (%d LightGBM rounds)", outcome, len(y), rounds)

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from icpkit.models.encoding import FeatureEncoder
-from icpkit.models.propensity import LogisticDesign, PropensityModel
+from icpkit.models.preprocessing import Preprocessor
+from icpkit.models.propensity import PropensityModel
 from icpkit.registry.store import default_tracking_uri
 
 
@@ -58,7 +58,7 @@ def propensity_frame(n: int = 300, seed: int = 0) -> tuple[pd.DataFrame, np.ndar
 
 
 def lightgbm_model(X: pd.DataFrame, y: np.ndarray, outcome: str = "win") -> PropensityModel:
-    enc = FeatureEncoder().fit(X)
+    enc = Preprocessor().fit(X)
     booster = lgb.train(
         {"objective": "binary", "verbosity": -1, "deterministic": True, "seed": 1, "num_threads": 1},
         lgb.Dataset(enc.transform(X), y, categorical_feature=enc.categorical_columns_),
@@ -68,10 +68,9 @@ def lightgbm_model(X: pd.DataFrame, y: np.ndarray, outcome: str = "win") -> Prop
 
 
 def logistic_model(X: pd.DataFrame, coef_sign: float = 1.0, outcome: str = "win") -> PropensityModel:
-    enc = FeatureEncoder().fit(X)
-    design = LogisticDesign().fit(enc.transform(X), enc)
-    coef = coef_sign * np.linspace(-0.8, 0.8, len(design.column_groups()))
-    return PropensityModel(outcome, "logistic", enc, design=design, coef=coef.tolist(), intercept=-0.3)
+    enc = Preprocessor().fit(X)
+    coef = coef_sign * np.linspace(-0.8, 0.8, len(enc.design_sources()))
+    return PropensityModel(outcome, "logistic", enc, coef=coef.tolist(), intercept=-0.3)
 
 
 @pytest.fixture(scope="module")

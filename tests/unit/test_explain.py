@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from icpkit.config import TrainingConfig
-from icpkit.models.encoding import FeatureEncoder
+from icpkit.models.preprocessing import Preprocessor
 from icpkit.models.explain import explain, plot_beeswarm, plot_waterfall, to_frame
 from icpkit.models.fitting import fit_lightgbm, fit_logistic, tune_lightgbm
 
@@ -29,7 +29,7 @@ def _data(n: int = 1500, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
 @pytest.fixture(scope="module", params=["lightgbm", "logistic"])
 def model(request):
     X, y = _data()
-    enc = FeatureEncoder().fit(X)
+    enc = Preprocessor().fit(X)
     E = enc.transform(X)
     if request.param == "logistic":
         return fit_logistic(E, y, E, y, enc, "win")[0]

@@ -10,7 +10,7 @@ import pytest
 
 from icpkit.config import Config, TrainingConfig, TuningConfig, config_from_dict
 from icpkit.features import OutcomeDataset
-from icpkit.models.encoding import FeatureEncoder
+from icpkit.models.preprocessing import Preprocessor
 from icpkit.models.evaluation import roc_auc
 from icpkit.models.fitting import (
     RANDOM_SPLIT_CAVEAT,
@@ -35,8 +35,6 @@ def make_dataset(
         as_of=pd.Series(pd.to_datetime(as_of)),
         X=X.reset_index(drop=True),
         y=pd.Series(y, dtype="Int8"),
-        feature_source={c: c for c in X.columns},
-        source_dimension={c: "other" for c in X.columns},
     )
 
 
@@ -128,7 +126,7 @@ def test_fit_outcome_random_split_logs_the_caveat_and_evaluates_unseen_accounts_
 
 def _encoded(n: int = 800):
     X, y = _leads(n, seed=2)
-    enc = FeatureEncoder().fit(X[:600])
+    enc = Preprocessor().fit(X[:600])
     return enc, enc.transform(X), y
 
 
@@ -183,7 +181,7 @@ def test_scaled_rounds_scale_the_early_stopped_count_by_the_row_ratio():
 
 def test_refit_logistic_uses_the_given_c():
     X, y = _leads(600)
-    enc = FeatureEncoder().fit(X)
+    enc = Preprocessor().fit(X)
     E = enc.transform(X)
     strong, weak = refit_logistic(E, y, enc, "win", C=10.0), refit_logistic(E, y, enc, "win", C=0.001)
     assert np.abs(weak.coef).sum() < np.abs(strong.coef).sum() / 5

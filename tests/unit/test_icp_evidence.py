@@ -8,12 +8,12 @@ import pytest
 
 from icpkit.config import TrainingConfig
 from icpkit.icp.evidence import _row_loss, attribute_evidence, permutation_rises
-from icpkit.models.encoding import FeatureEncoder
+from icpkit.models.preprocessing import Preprocessor
 from icpkit.models.fitting import fit_lightgbm, tune_lightgbm
 
 
 def _fit(X: pd.DataFrame, y: np.ndarray):
-    enc = FeatureEncoder().fit(X)
+    enc = Preprocessor().fit(X)
     E = enc.transform(X)
     training = TrainingConfig(tuning={"n_trials": 1, "timeout_seconds": 600}, max_boost_rounds=80, num_threads=1)
     return fit_lightgbm(E, y, enc.categorical_columns_, tune_lightgbm(E, y, E, y, enc.categorical_columns_, training, 0), enc, "win")

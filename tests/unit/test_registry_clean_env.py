@@ -32,8 +32,6 @@ import mlflow
 model_dir, rows = sys.argv[1], sys.argv[2]
 model = mlflow.pyfunc.load_model(model_dir)
 frame = pd.read_json(rows, orient="split")
-doubles = [c.name for c in model.metadata.get_input_schema().inputs if c.type.name == "double"]
-frame = frame.astype({c: "float64" for c in doubles})
 out = model.predict(frame)
 print(json.dumps({"icpkit_from": sys.modules["icpkit"].__file__, "scores": out.iloc[:, 0].tolist()}))
 """

@@ -44,8 +44,8 @@ def _register(uri, model_dir, X, name="icp-win"):
 def test_manifest_is_recorded_on_the_version(tracking_uri, data, models):
     X, _, _, _ = data
     ref, folder = _register(tracking_uri, models["logistic"][1], X)
-    tags = client_for(tracking_uri).get_model_version("icp-win", "1").tags
-    manifest = json.loads(tags["icpkit.manifest"])
+    mv = client_for(tracking_uri).get_model_version("icp-win", "1")
+    manifest = verification.recorded_manifest(tracking_uri, mv)
     assert manifest == ref.manifest == verification.file_manifest(folder)
     assert {"pyfunc_model.py", "artifacts/model_dir/model.json", "code/icpkit/__init__.py"} <= set(manifest)
 

@@ -87,12 +87,14 @@ def test_expected_value_is_propensity_times_amount_missing_stays_missing():
     assert ev.name == "expected_value"
 
 
-def test_account_frame_counts_engagement_strictly_before_the_date(accounts, activities):
+def test_account_frame_counts_engagement_up_to_and_including_the_date(accounts, activities):
     frame = account_frame(accounts, activities, DAY, [30])
     assert frame["account_id"].tolist() == ["A", "B"]
-    # A: 06-01 and 06-29 count, 06-30 (the scoring date) does not; B's January visit is too old.
-    assert frame["activity_all_30d"].tolist() == [2.0, 0.0]
-    assert frame["activity_web_30d"].tolist() == [1.0, 0.0]
+    # A: 06-01, 06-29 and 06-30 (the scoring date, as in the training book) count; B's January
+    # visit is too old.
+    assert frame["activity_all_30d"].tolist() == [3.0, 0.0]
+    assert (frame["as_of"] == pd.Timestamp(DAY)).all()
+    assert frame["activity_web_30d"].tolist() == [2.0, 0.0]
     assert frame["industry"].tolist() == ["Banking", "Retail"]
 
 

@@ -41,11 +41,11 @@ from icpkit.icp.model import FittedICP, Scorecard, Segmentation
 from icpkit.icp.negative import DriverRule, cap_share, consolidate_rules, count_matches, risk_drivers
 from icpkit.icp.scorecard import AdditiveScorecard
 from icpkit.icp.scores import PercentileReference, capacity_cutoff
-from icpkit.icp.segments import SegmentModel, profile_segments, segment_input, skewed_columns
+from icpkit.icp.segments import SegmentResult, fit_segments, profile_segments
 from icpkit.icp.tier_table import check_monotone, tier_table, tier_trend
 from icpkit.icp.weights import attribute_weights, blend_weights, dimension_weights
 from icpkit.models import evaluation as ev
-from icpkit.models.encoding import FeatureEncoder
+from icpkit.models.preprocessing import Preprocessor
 
 if TYPE_CHECKING:
     from icpkit.training import OutcomeReport, TrainingResult
@@ -253,8 +253,8 @@ def fit_scorecard(
     if features.shape[1] == 0:
         return None
     train, valid = stacked.part == "train", stacked.part == "validation"
-    encoder = FeatureEncoder().fit(features[train])
-    codes = encoder.transform(features)
+    encoder = Preprocessor().fit(features[train])
+    codes = encoder.encode(features)
     card = AdditiveScorecard.fit(
         codes[train], stacked.y[train], encoder.categorical_columns_, seed=cfg.seed,
         X_valid=codes[valid], y_valid=stacked.y[valid], num_threads=cfg.training.num_threads,
@@ -413,24 +413,25 @@ class Segments:
     segmentation: Segmentation | None
     profile: pd.DataFrame | None
     note: str
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
 def segments_step(
     book: pd.DataFrame, attributes: dict[str, AttributeSpec], extract: pd.Timestamp, cfg: Config
 ) -> Segments:
-    """K-means on the ICP attributes of the book; none when there is nothing to segment on."""
+    """K-means on the ICP attributes of the book, or none when no split beats one segment."""
     if not attributes:
         return Segments(None, None, "no attribute shows out-of-sample evidence: no segmentation proposed")
     X = prepare_attributes(book, attributes, extract).reset_index(drop=True)
     if len(X) < 50:
         return Segments(None, None, f"{len(X)} accounts: too few to segment")
-    log_cols = skewed_columns(X)
     k_range = (min(cfg.icp.segments_k_range), max(cfg.icp.segments_k_range))
-    model = SegmentModel.fit(segment_input(X, log_cols), k_range=k_range, seed=cfg.seed)
-    seg = model.predict(segment_input(X, log_cols))
-    profile = profile_segments(X, seg)
-    model.names = [str(n) for n in profile.sort_values("segment")["name"]]
-    return Segments(Segmentation(attributes, model, log_cols), profile, f"k = {model.k} chosen by silhouette")
+    result: SegmentResult = fit_segments(X, k_range=k_range, seed=cfg.seed)
+    if result.model is None:
+        return Segments(None, None, f"no segmentation: {result.reason}", result.diagnostics())
+    profile = profile_segments(X, result.model.predict(X))
+    result.model.names = [str(n) for n in profile.sort_values("segment")["name"]]
+    return Segments(Segmentation(attributes, result.model), profile, result.reason, result.diagnostics())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,8 +26,8 @@ from icpkit.features import engagement_columns
 from icpkit.icp.negative import DriverRule, penalty_points
 from icpkit.icp.scorecard import AdditiveScorecard
 from icpkit.icp.scores import PercentileReference, apply_penalty, assign_tiers, quadrant
-from icpkit.icp.segments import SegmentModel, segment_input
-from icpkit.models.encoding import FeatureEncoder
+from icpkit.icp.segments import SegmentModel
+from icpkit.models.preprocessing import Preprocessor
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Scorecard:
     """One additive scorecard with the attributes it reads, their encoder and the book's reference."""
 
     attributes: dict[str, AttributeSpec]
-    encoder: FeatureEncoder
+    encoder: Preprocessor
     card: AdditiveScorecard
     reference: PercentileReference
     #: Engagement columns (activity counts) read as they are, after the attributes.
@@ -57,7 +57,7 @@ class Scorecard:
         X = prepare_attributes(accounts, self.attributes, as_of)
         for c in self.extra_columns:
             X[c] = pd.to_numeric(accounts[c], errors="coerce").astype("float64") if c in accounts else np.nan
-        return self.encoder.transform(X.reindex(columns=self.encoder.columns_))
+        return self.encoder.encode(X.reindex(columns=self.encoder.columns_))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,7 +72,7 @@ class Scorecard:
     def from_dict(cls, d: Mapping[str, Any]) -> Scorecard:
         return cls(
             attributes={s["name"]: AttributeSpec.from_dict(s) for s in d["attributes"]},
-            encoder=FeatureEncoder.from_dict(d["encoder"]),
+            encoder=Preprocessor.from_dict(d["encoder"]),
             card=AdditiveScorecard.from_dict(d["card"]),
             reference=PercentileReference.from_dict(d["reference"]),
             extra_columns=list(d.get("extra_columns", [])),
@@ -81,31 +81,25 @@ class Scorecard:
 
 @dataclass
 class Segmentation:
-    """The segment model, the attributes it reads and how they are scaled."""
+    """The segment model and the attributes it reads."""
 
     attributes: dict[str, AttributeSpec]
     model: SegmentModel
-    log_columns: list[str]
 
     def assign(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
         X = prepare_attributes(accounts, self.attributes, as_of).reindex(columns=self.model.columns)
-        seg = self.model.predict(segment_input(X, self.log_columns))
+        seg = self.model.predict(X)
         names = np.asarray(self.model.names or [f"segment {i}" for i in range(self.model.k)], dtype=object)
         return seg.astype("int64"), names[seg]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "attributes": [s.to_dict() for s in self.attributes.values()],
-            "model": self.model.to_dict(),
-            "log_columns": self.log_columns,
-        }
+        return {"attributes": [s.to_dict() for s in self.attributes.values()], "model": self.model.to_dict()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Segmentation:
         return cls(
             attributes={s["name"]: AttributeSpec.from_dict(s) for s in d["attributes"]},
             model=SegmentModel.from_dict(d["model"]),
-            log_columns=list(d["log_columns"]),
         )
 
 

@@ -231,12 +231,14 @@ def negative_section(d: ICPDerivation, sufficient: bool) -> dict[str, Any]:
 def segments_section(d: ICPDerivation, sufficient: bool) -> dict[str, Any]:
     s = d.segments
     out: dict[str, Any] = {"note": s.note, "period": "all accounts at the extract date"}
+    if s.diagnostics and sufficient:
+        out["selection"] = json_safe(s.diagnostics)
     if s.segmentation is not None and s.profile is not None and sufficient:
         out |= {
             "k": s.segmentation.model.k,
             "attributes": list(s.segmentation.attributes),
             "profiles": records(s.profile),
-            "diagnostics": json_safe(getattr(s.segmentation.model, "silhouette_by_k", {})),
+            "selection": json_safe(s.diagnostics),
         }
     elif s.segmentation is not None:
         out["note"] = "not proposed: insufficient evidence for an ICP"

@@ -1,15 +1,33 @@
-"""Customer segments: K-means on mixed numeric / categorical attributes, profiled and named.
+"""Customer segments: K-means on mixed attributes, k chosen against a null, or no segmentation.
 
-Encoding, chosen so that both kinds of attribute weigh alike in the Euclidean distance:
+Encoding: the shared :class:`~icpkit.models.preprocessing.Preprocessor` in design mode. Numeric
+columns are log1p'd when heavy-tailed, median-imputed and standardised; categorical columns
+(non-numeric, booleans, and numeric columns with at most two values: a 0/1 flag has values, not
+a scale) are one-hot over their 10 most frequent values plus ``__other__`` and ``__missing__``,
+each indicator times 1/sqrt(2): a change of category flips two indicators and moves a point by
+1, as far as a 1 sd change of a numeric attribute.
 
-- numeric columns are median-imputed, then standardised (mean 0, sd 1);
-- categorical columns (non-numeric, booleans included) are one-hot encoded over their 10 most
-  frequent values plus ``"other"`` and ``"missing"``, and each indicator is scaled by 1/sqrt(2):
-  a change of category flips two indicators, moving the point by sqrt(2) * 1/sqrt(2) = 1, the
-  same distance as a 1 sd change of a numeric attribute.
+Choosing k (:func:`fit_segments`). The plain silhouette runs to the top of the range on data
+with discrete attributes: every split along a yes/no flag separates well, segments or not. So a
+k must beat a *null reference*, the same rows with each attribute permuted independently across
+rows. The null keeps every attribute's distribution (a lone flag splits it just as well) but
+destroys the joint structure that real segments have. On a seeded search sample of at most
+``sample_size`` rows, for each k in ``k_range``:
 
-The fitted model is plain lists and dicts (:meth:`SegmentModel.to_dict`), and :meth:`predict` is
-numpy only, so it round-trips through JSON without pickles.
+- ``gain`` = silhouette of K-means on the sample minus silhouette of K-means on its null (both
+  on the same bounded subsample of ``SILHOUETTE_ROWS`` rows);
+- ``stability`` = adjusted Rand index between the partitions of the sample found by K-means
+  fitted on its two seeded halves.
+
+A k qualifies when ``gain >= MIN_GAIN`` and ``stability >= MIN_STABILITY``; the chosen k is the
+qualifying k with the largest gain (ties go to the smaller k). When no k qualifies, the result
+is **no segmentation**: one segment is as good as any split, and the caller says so. The chosen
+k is refitted once on all rows, starting from the search sample's centres, and the silhouette
+of that final partition on a bounded seeded sample is stored on the model
+(:attr:`SegmentModel.silhouette`) so the registry gate reuses it.
+
+The fitted model is plain lists and dicts (:meth:`SegmentModel.to_dict`), and
+:meth:`SegmentModel.predict` is numpy only, so it round-trips through JSON without pickles.
 """
 
 from __future__ import annotations
@@ -25,179 +43,278 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2_contingency
 from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
-from sklearn.preprocessing import StandardScaler
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 from statsmodels.stats.proportion import proportion_confint
 
-from icpkit.icp.cohorts import MISSING, as_float, category_labels, is_numeric_attribute
-from icpkit.models.propensity import is_heavy_tailed
+from icpkit.icp.cohorts import MISSING, as_float
+from icpkit.models.preprocessing import Preprocessor, value_labels
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
+SEGMENT_FORMAT = "icpkit.SegmentModel/2"
 MAX_LEVELS = 10
 #: Weight of a one-hot indicator, so a category change moves a point by 1 (see module docstring).
 CATEGORY_WEIGHT = 1.0 / math.sqrt(2.0)
+#: K-means initialisations per fit in the search (the final refit starts from the found centres).
+N_INIT = 3
+#: Rows the silhouette is computed on: it is quadratic in rows.
+SILHOUETTE_ROWS = 2000
+#: Smallest silhouette gain over the null for a k to count (noise gives about +-0.015).
+MIN_GAIN = 0.05
+#: Smallest agreement (ARI) between the two half-sample partitions for a k to count.
+MIN_STABILITY = 0.8
 
 
 @dataclass
 class SegmentModel:
     """A fitted segmentation: the encoding, the K-means centres and the segment names.
 
-    Attributes:
-        columns: attribute columns, in the order they were fitted.
-        categorical: the subset of ``columns`` that is one-hot encoded.
-        medians: numeric column -> median used to impute missing values.
-        means: numeric column -> mean used for standardisation (after imputation).
-        scales: numeric column -> standard deviation used for standardisation (1 when constant).
-        levels: categorical column -> kept values (most frequent first); others map to "other".
-        k: number of segments.
-        centers: ``k`` centres in the encoded space, segment 0 the largest.
-        seed: random state of K-means and of the silhouette sample.
-        silhouette_by_k: silhouette score of each ``k`` tried.
-        names: readable name per segment (see :func:`profile_segments`).
+    Attributes
+    ----------
+    preprocessor : Preprocessor
+        The fitted design encoding (numeric standardised, categories one-hot).
+    k : int
+        Number of segments.
+    centers : list of list of float
+        ``k`` centres in the design space, segment 0 the largest.
+    seed : int
+        Random state of K-means and of the silhouette sample.
+    silhouette : float
+        Silhouette of the fitted partition on a seeded sample (:meth:`separation`).
+    names : list of str
+        Readable name per segment (see :func:`profile_segments`).
     """
 
-    columns: list[str]
-    categorical: list[str]
-    medians: dict[str, float]
-    means: dict[str, float]
-    scales: dict[str, float]
-    levels: dict[str, list[str]]
-    k: int = 0
-    centers: list[list[float]] = field(default_factory=list)
+    preprocessor: Preprocessor
+    k: int
+    centers: list[list[float]]
     seed: int = 0
-    silhouette_by_k: dict[int, float] = field(default_factory=dict)
+    silhouette: float = math.nan
     names: list[str] = field(default_factory=list)
 
     @property
-    def numeric(self) -> list[str]:
-        """Columns that are standardised rather than one-hot encoded."""
-        return [c for c in self.columns if c not in self.categorical]
-
-    # ------------------------------------------------------------------------------------ fitting
-
-    @classmethod
-    def fit(
-        cls,
-        X: pd.DataFrame,
-        k_range: tuple[int, int] = (2, 8),
-        seed: int = 0,
-        sample_size: int = 5000,
-    ) -> SegmentModel:
-        """Encode ``X``, pick ``k`` in ``k_range`` (inclusive) by silhouette, and fit K-means.
-
-        K-means (``n_init=10``, ``random_state=seed``) runs on all rows; the silhouette score of
-        each ``k`` is computed on a seeded sample of at most ``sample_size`` rows, since it is
-        quadratic in rows. Ties go to the smaller ``k``. Segments are numbered by size, largest
-        first, so ids do not depend on K-means' arbitrary label order.
-        """
-        columns = [str(c) for c in X.columns]
-        X = X.set_axis(columns, axis=1)
-        categorical = [c for c in columns if not is_numeric_attribute(X[c])]
-        numeric = [c for c in columns if c not in categorical]
-        medians = {}
-        for c in numeric:
-            m = as_float(X[c]).median()
-            medians[c] = 0.0 if pd.isna(m) else float(m)
-        means: dict[str, float] = {}
-        scales: dict[str, float] = {}
-        if numeric:
-            scaler = StandardScaler().fit(_impute(X, numeric, medians))
-            means = {c: float(v) for c, v in zip(numeric, scaler.mean_, strict=True)}
-            scales = {c: float(v) for c, v in zip(numeric, scaler.scale_, strict=True)}
-        levels = {}
-        for c in categorical:
-            counts = category_labels(X[c]).value_counts()
-            levels[c] = [str(v) for v in counts.index if v != MISSING][:MAX_LEVELS]
-        model = cls(columns, categorical, medians, means, scales, levels, seed=seed)
-        Z = model.transform(X)
-
-        n = Z.shape[0]
-        # More clusters than distinct points cannot be found (e.g. one categorical attribute).
-        distinct = len(np.unique(Z, axis=0))
-        k_min, k_max = k_range[0], min(k_range[1], n - 1, max(distinct, 2))
-        if k_min < 2 or k_min > k_max:
-            raise ValueError(f"cannot choose k in {k_range} with {n} rows (need 2 <= k < rows)")
-        sample = min(n, sample_size) if n > sample_size else None
-        fits: dict[int, KMeans] = {}
-        for k in range(k_min, k_max + 1):
-            km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(Z)
-            fits[k] = km
-            if np.unique(km.labels_).size < 2:
-                model.silhouette_by_k[k] = -1.0  # degenerate: duplicate points collapsed clusters
-            else:
-                model.silhouette_by_k[k] = float(
-                    silhouette_score(Z, km.labels_, sample_size=sample, random_state=seed)
-                )
-        best = max(model.silhouette_by_k, key=lambda k: (model.silhouette_by_k[k], -k))
-        km = fits[best]
-        sizes = np.bincount(km.labels_, minlength=best)
-        order = sorted(range(best), key=lambda j: (-sizes[j], tuple(km.cluster_centers_[j])))
-        model.k = best
-        model.centers = [[float(v) for v in km.cluster_centers_[j]] for j in order]
-        labels = model.predict(X)
-        model.names = profile_segments(X, labels)["name"].tolist()
-        logger.info("segments: k=%d chosen by silhouette %s", best, model.silhouette_by_k)
-        return model
-
-    # ------------------------------------------------------------------------------------ applying
+    def columns(self) -> list[str]:
+        """Attribute columns the model reads, in the order they were fitted."""
+        return [str(c) for c in self.preprocessor.feature_names_in_]
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         """Encode ``X`` as the model was fitted (imputed, standardised, weighted one-hot)."""
-        X = X.set_axis([str(c) for c in X.columns], axis=1)
-        missing = [c for c in self.columns if c not in X.columns]
-        if missing:
-            raise ValueError(f"segment model needs columns that are missing: {missing}")
-        parts = []
-        numeric = self.numeric
-        if numeric:
-            values = _impute(X, numeric, self.medians)
-            means = np.array([self.means[c] for c in numeric])
-            scales = np.array([self.scales[c] for c in numeric])
-            parts.append((values - means) / scales)
-        for c in self.categorical:
-            labels = category_labels(X[c]).to_numpy()
-            known = np.isin(labels, self.levels[c])
-            onehot = [labels == v for v in self.levels[c]]
-            onehot += [~known & (labels != MISSING), labels == MISSING]
-            parts.append(np.column_stack(onehot).astype(float) * CATEGORY_WEIGHT)
-        if not parts:
-            return np.zeros((len(X), 0))
-        return np.hstack(parts)
+        return self.preprocessor.transform(X).to_numpy(dtype=float)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Segment id (index of the nearest centre) for each row."""
-        if not self.centers:
-            raise ValueError("segment model is not fitted")
-        Z = self.transform(X)
-        C = np.asarray(self.centers, dtype=float)
-        # |z - c|^2 = |z|^2 - 2 z.c + |c|^2, without an (n, k, features) array.
-        d = (Z**2).sum(axis=1, keepdims=True) - 2.0 * Z @ C.T + (C**2).sum(axis=1)
-        return np.argmin(d, axis=1)
+        return _nearest(self.transform(X), np.asarray(self.centers, dtype=float))
 
-    # -------------------------------------------------------------------------------- persistence
+    def separation(self, X: pd.DataFrame, labels: np.ndarray) -> float:
+        """Silhouette of ``labels`` in this model's space on a seeded sample of ``X``'s rows.
+
+        The same rows for the same ``X`` and seed, so two partitions of the same accounts (this
+        model's and a champion's) are compared on equal terms; -1 when ``labels`` has one value.
+        """
+        Z = self.transform(X)
+        idx = _sample(len(Z), SILHOUETTE_ROWS, self.seed)
+        return _silhouette(Z[idx], np.asarray(labels)[idx], self.seed)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (``silhouette_by_k`` keys become strings, as JSON needs)."""
+        """JSON-safe dict."""
         d = asdict(self)
-        d["silhouette_by_k"] = {str(k): float(v) for k, v in self.silhouette_by_k.items()}
+        d["preprocessor"] = self.preprocessor.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SegmentModel:
         """Inverse of :meth:`to_dict`."""
         d = dict(d)
-        d["silhouette_by_k"] = {int(k): float(v) for k, v in d.get("silhouette_by_k", {}).items()}
+        d["preprocessor"] = Preprocessor.from_dict(d["preprocessor"])
         return cls(**d)
 
-    def save(self, path: str | Path) -> None:
-        """Write the model as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
 
-    @classmethod
-    def load(cls, path: str | Path) -> SegmentModel:
-        """Read a model written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+@dataclass
+class KDiagnostics:
+    """How one k fared in the search (see the module docstring)."""
+
+    k: int
+    silhouette: float
+    null_silhouette: float
+    gain: float
+    stability: float
+    qualifies: bool
+
+
+@dataclass
+class SegmentResult:
+    """What :func:`fit_segments` found: a model, or ``None`` when no segmentation is better."""
+
+    model: SegmentModel | None
+    by_k: list[KDiagnostics]
+    reason: str
+    search_rows: int
+
+    @property
+    def k(self) -> int:
+        """Number of segments (1 when there is no segmentation)."""
+        return self.model.k if self.model is not None else 1
+
+    def diagnostics(self) -> dict[str, Any]:
+        """JSON-safe summary of the choice, for the profile."""
+        return {
+            "k": self.k,
+            "segmented": self.model is not None,
+            "reason": self.reason,
+            "rule": (
+                f"k with the largest silhouette gain over a column-permuted null, among k with gain >= "
+                f"{MIN_GAIN} and half-sample stability (ARI) >= {MIN_STABILITY}; none: no segmentation"
+            ),
+            "search_rows": self.search_rows,
+            "silhouette": None if self.model is None else _finite(self.model.silhouette),
+            "by_k": [{k: _finite(v) for k, v in asdict(d).items()} for d in self.by_k],
+        }
+
+
+# ---------------------------------------------------------------------------------------- fitting
+
+
+def fit_segments(
+    X: pd.DataFrame,
+    k_range: tuple[int, int] = (2, 8),
+    seed: int = 0,
+    sample_size: int = 5000,
+) -> SegmentResult:
+    """Encode ``X``, choose k in ``k_range`` (inclusive) against a null, and fit K-means.
+
+    Parameters
+    ----------
+    X : DataFrame
+        Attributes, one row per account.
+    k_range : tuple of int
+        Smallest and largest k tried.
+    seed : int
+        Seeds the search sample, the null permutation, the halves and K-means.
+    sample_size : int
+        Rows of the search sample (K-means per k runs on it, not on all rows).
+
+    Returns
+    -------
+    SegmentResult
+        The model (``None`` when no k beats the null) and the diagnostics of every k.
+
+    Raises
+    ------
+    ValueError
+        When ``k_range`` is not ``2 <= min <= max``.
+    """
+    k_min, k_max = k_range
+    if not 2 <= k_min <= k_max:
+        raise ValueError(f"k_range must satisfy 2 <= min <= max, got {k_range}")
+    X = X.set_axis([str(c) for c in X.columns], axis=1).reset_index(drop=True)
+    flags = [c for c in X.columns if _is_flag(X[c])]
+    pre = Preprocessor(
+        output="design", categorical=flags, max_categories=MAX_LEVELS, category_weight=CATEGORY_WEIGHT
+    ).fit(X)
+    Z = pre.design_array(pre.encode(X))
+    rng = np.random.default_rng(seed)
+    S = Z[_sample(len(Z), sample_size, seed)]
+    null = _permute_attributes(S, np.asarray(pre.design_sources()), rng)
+    sil_rows = _sample(len(S), SILHOUETTE_ROWS, seed)
+    halves = np.array_split(rng.permutation(len(S)), 2)
+    # More clusters than distinct points (or than a half-sample holds) cannot be found.
+    k_top = min(k_max, len(np.unique(S, axis=0)), len(halves[1]) - 1)
+    by_k, fits = [], {}
+    for k in range(k_min, k_top + 1):
+        km = _kmeans(k, seed).fit(S)
+        fits[k] = km
+        sil = _silhouette(S[sil_rows], km.labels_[sil_rows], seed)
+        null_sil = _silhouette(null[sil_rows], _kmeans(k, seed).fit(null).labels_[sil_rows], seed)
+        a, b = (_kmeans(k, seed).fit(S[h]).predict(S) for h in halves)
+        stability = float(adjusted_rand_score(a, b))
+        gain = sil - null_sil
+        ok = bool(gain >= MIN_GAIN and stability >= MIN_STABILITY)
+        by_k.append(KDiagnostics(k, sil, null_sil, gain, stability, ok))
+    passing = [d for d in by_k if d.qualifies]
+    if not passing:
+        reason = (
+            f"no k in {k_min}..{k_max} beats the column-permuted null by {MIN_GAIN} in silhouette with "
+            f"stability >= {MIN_STABILITY}: one segment is as good as any split"
+        )
+        log.info("segments: none (%s)", reason)
+        return SegmentResult(None, by_k, reason, len(S))
+    best = max(passing, key=lambda d: (d.gain, -d.k))
+    model = _refit(X, Z, pre, fits[best.k].cluster_centers_, seed)
+    reason = (
+        f"k={best.k}: largest silhouette gain over the null ({best.gain:.3f}; silhouette "
+        f"{best.silhouette:.3f} vs {best.null_silhouette:.3f}), stability {best.stability:.2f}"
+    )
+    log.info("segments: %s", reason)
+    return SegmentResult(model, by_k, reason, len(S))
+
+
+def _refit(X: pd.DataFrame, Z: np.ndarray, pre: Preprocessor, start: np.ndarray, seed: int) -> SegmentModel:
+    """K-means on all rows from the search's centres; segments numbered by size, largest first."""
+    k = len(start)
+    # copy_x=False: K-means centres Z in place and restores it, instead of copying all rows.
+    km = KMeans(n_clusters=k, init=start, n_init=1, random_state=seed, copy_x=False).fit(Z)
+    sizes = np.bincount(km.labels_, minlength=k)
+    order = sorted(range(k), key=lambda j: (-sizes[j], tuple(km.cluster_centers_[j])))
+    centers = [[float(v) for v in km.cluster_centers_[j]] for j in order]
+    model = SegmentModel(pre, k, centers, seed=seed)
+    labels = _nearest(Z, np.asarray(centers))
+    rows = _sample(len(Z), SILHOUETTE_ROWS, seed)  # the rows separation() uses
+    model.silhouette = _silhouette(Z[rows], labels[rows], seed)
+    model.names = profile_segments(X, labels)["name"].tolist()
+    return model
+
+
+def _kmeans(k: int, seed: int) -> KMeans:
+    return KMeans(n_clusters=k, n_init=N_INIT, random_state=seed)
+
+
+def _sample(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted seeded row positions: all rows when ``n <= size``."""
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def _permute_attributes(Z: np.ndarray, sources: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each attribute's design columns permuted across rows, independently of the others.
+
+    An attribute's one-hot block moves as one, so every null row is still a valid encoding.
+    """
+    out = np.empty_like(Z)
+    for source in dict.fromkeys(sources.tolist()):
+        cols = np.flatnonzero(sources == source)
+        out[:, cols] = Z[rng.permutation(len(Z))][:, cols]
+    return out
+
+
+def _silhouette(Z: np.ndarray, labels: np.ndarray, seed: int) -> float:
+    if not 2 <= len(np.unique(labels)) < len(labels):
+        return -1.0  # duplicate points collapsed the clusters: no separation to speak of
+    return float(silhouette_score(Z, labels, random_state=seed))
+
+
+def _nearest(Z: np.ndarray, C: np.ndarray) -> np.ndarray:
+    # |z - c|^2 = |z|^2 - 2 z.c + |c|^2, without an (n, k, features) array.
+    d = np.einsum("ij,ij->i", Z, Z)[:, None] - 2.0 * Z @ C.T + (C**2).sum(axis=1)
+    return np.argmin(d, axis=1)
+
+
+def _is_flag(s: pd.Series) -> bool:
+    """A numeric column with at most two values (0/1, 1/2): categorical for segments."""
+    return bool(pd.api.types.is_numeric_dtype(s) and not _is_category(s) and s.dropna().nunique() <= 2)
+
+
+def _is_category(s: pd.Series) -> bool:
+    return not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
+
+
+def _is_scale(s: pd.Series) -> bool:
+    """Numbers with more than two values: described as high / low rather than by value."""
+    return not _is_category(s) and not _is_flag(s)
+
+
+def _labels(s: pd.Series) -> pd.Series:
+    return value_labels(s).fillna(MISSING).astype(str)
 
 
 def _plain(v: Any) -> Any:
@@ -205,9 +322,10 @@ def _plain(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _impute(X: pd.DataFrame, numeric: list[str], medians: dict[str, float]) -> np.ndarray:
-    values = X[numeric].apply(lambda s: pd.to_numeric(s, errors="coerce")).astype(float)
-    return values.fillna(medians).to_numpy(dtype=float)
+def _finite(v: Any) -> Any:
+    if isinstance(v, float | np.floating):
+        return float(v) if np.isfinite(v) else None
+    return v.item() if isinstance(v, np.generic) else v
 
 
 # ---------------------------------------------------------------------------------------- profiling
@@ -216,14 +334,15 @@ def _impute(X: pd.DataFrame, numeric: list[str], medians: dict[str, float]) -> n
 def _distinguishing(X: pd.DataFrame, in_segment: np.ndarray) -> list[tuple[float, str]]:
     """(score, phrase) per attribute: how far the segment sits from everyone, in sd units.
 
-    Numeric: standardised mean difference, phrased "high x" / "low x". Categorical: for the value
+    Numeric with more than two values: standardised mean difference, phrased "high x" / "low x".
+    Categorical (booleans and two-value columns included, "x = yes"): for the value
     whose share rises most, the share difference divided by the indicator's sd
     sqrt(p (1 - p)) — the standardised mean difference of the indicator, so both kinds compare.
     """
     found = []
     for c in X.columns:
         s = X[c]
-        if is_numeric_attribute(s):
+        if _is_scale(s):
             v = as_float(s)
             sd = float(v.std(ddof=0))
             seg_mean = float(v[in_segment].mean())
@@ -232,7 +351,7 @@ def _distinguishing(X: pd.DataFrame, in_segment: np.ndarray) -> list[tuple[float
             d = (seg_mean - float(v.mean())) / sd
             found.append((abs(d), f"{'high' if d > 0 else 'low'} {c}"))
         else:
-            labels = category_labels(s)
+            labels = _labels(s)
             overall = labels.value_counts(normalize=True)
             seg = labels[in_segment].value_counts(normalize=True).reindex(overall.index, fill_value=0.0)
             p = overall[(overall > 0) & (overall < 1)]
@@ -241,7 +360,7 @@ def _distinguishing(X: pd.DataFrame, in_segment: np.ndarray) -> list[tuple[float
             d = (seg[p.index] - p) / np.sqrt(p * (1 - p))
             value = d.idxmax()
             if d[value] > 0:
-                found.append((float(d[value]), f"{c}={value}"))
+                found.append((float(d[value]), f"{c} = {value}"))
     return sorted(found, key=lambda t: -t[0])
 
 
@@ -256,7 +375,7 @@ def profile_segments(
     Columns: ``segment``, ``size``, ``share``, ``<numeric>_median``, ``<categorical>_top`` and
     ``<categorical>_top_share`` (dominant value and its share in the segment), ``<outcome>_rate``
     (mean of the 0/1 labels, NA ignored), ``revenue`` (sum) and ``name``: the two most
-    distinguishing attributes joined with ", " (e.g. "high employees, industry=Healthcare").
+    distinguishing attributes joined with ", " (e.g. "high employees, industry = Healthcare").
     ``segments``, ``outcomes`` and ``revenue`` are row-aligned with ``X``.
     """
     segments = np.asarray(segments)
@@ -270,10 +389,10 @@ def profile_segments(
         mask = segments == s
         row: dict[str, Any] = {"segment": _plain(s), "size": int(mask.sum()), "share": float(mask.mean())}
         for c in X.columns:
-            if is_numeric_attribute(X[c]):
+            if _is_scale(X[c]):
                 row[f"{c}_median"] = float(as_float(X[c][mask]).median())
             else:
-                shares = category_labels(X[c][mask]).value_counts(normalize=True)
+                shares = _labels(X[c][mask]).value_counts(normalize=True)
                 row[f"{c}_top"] = str(shares.index[0])
                 row[f"{c}_top_share"] = float(shares.iloc[0])
         for name, y in ys.items():
@@ -316,7 +435,7 @@ def distinct_icps(
         n = np.array([(seg == s).sum() for s in ids])
         pos = np.array([lab[seg == s].sum() for s in ids])
         if len(ids) < 2 or pos.sum() in (0, n.sum()):
-            logger.info("distinct_icps: %s cannot be tested across segments", outcome)
+            log.info("distinct_icps: %s cannot be tested across segments", outcome)
             continue
         p_value = float(chi2_contingency(np.column_stack([pos, n - pos])).pvalue)
         if p_value >= alpha:
@@ -341,57 +460,50 @@ def distinct_icps(
     return found
 
 
-SEGMENT_FORMAT = "icpkit.SegmentModel/1"
-
-
 # ---------------------------------------------------------------------------------------------
 # a registrable segment model (icp-segments)
 
 
-def save_segment_model(model: SegmentModel, log_columns: list[str], directory: str | Path) -> Path:
+def save_segment_model(model: SegmentModel, directory: str | Path) -> Path:
     """Save as a registrable icpkit model folder (``model.json``, no pickles).
 
-    ``log_columns`` are log1p-scaled before the model reads them (see :func:`segment_input`).
+    Parameters
+    ----------
+    model : SegmentModel
+        The fitted model.
+    directory : str or Path
+        Created if needed.
+
+    Returns
+    -------
+    Path
+        ``directory``.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    spec = {"format": SEGMENT_FORMAT, "log_columns": log_columns, "model": model.to_dict()}
-    (directory / "model.json").write_text(json.dumps(spec, indent=2))
+    spec = {"format": SEGMENT_FORMAT, "model": model.to_dict()}
+    (directory / "model.json").write_text(json.dumps(spec, indent=2, allow_nan=False))
     return directory
 
 
 class SegmentScorer:
     """Scores accounts with their segment id and name (the ``icp-segments`` pyfunc output)."""
 
-    def __init__(self, model: SegmentModel, log_columns: list[str]) -> None:
+    def __init__(self, model: SegmentModel) -> None:
         self.model = model
-        self.log_columns = log_columns
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        seg = self.model.predict(segment_input(frame[self.model.columns], self.log_columns))
+        """``segment`` (int) and ``segment_name`` per row of ``frame`` (extra columns ignored)."""
+        seg = self.model.predict(frame)
         names = np.asarray(self.model.names or [f"segment {i}" for i in range(self.model.k)], dtype=object)
         return pd.DataFrame({"segment": seg.astype("int64"), "segment_name": names[seg]}, index=frame.index)
 
 
 def load_segment_scorer(directory: Path) -> SegmentScorer:
+    """The scorer of a folder written by :func:`save_segment_model`."""
     spec = json.loads((Path(directory) / "model.json").read_text())
-    return SegmentScorer(SegmentModel.from_dict(spec["model"]), list(spec.get("log_columns", [])))
-
-
-def segment_input(X: pd.DataFrame, log_columns: list[str]) -> pd.DataFrame:
-    """``X`` with ``log_columns`` replaced by log1p of their value."""
-    # Heavy-tailed counts (employees, revenue) would dominate K-means in raw units.
-    X = X.copy()
-    for c in log_columns:
-        X[c] = np.log1p(pd.to_numeric(X[c], errors="coerce").clip(lower=0))
-    return X
-
-
-def skewed_columns(X: pd.DataFrame) -> list[str]:
-    """Non-negative numeric columns with skewness above 2 (counts, money): log-scale them."""
-    return [
-        c
-        for c in X.columns
-        if is_numeric_attribute(X[c])
-        and is_heavy_tailed(pd.to_numeric(X[c], errors="coerce").to_numpy(float))
-    ]
+    if spec.get("format") != SEGMENT_FORMAT:
+        raise ValueError(
+            f"{directory} holds format {spec.get('format')!r}; this icpkit reads {SEGMENT_FORMAT!r}"
+        )
+    return SegmentScorer(SegmentModel.from_dict(spec["model"]))

@@ -58,18 +58,17 @@ def explain(model: PropensityModel, X: pd.DataFrame) -> shap.Explanation:
 
 
 def _linear_shap(model: PropensityModel, encoded: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """shap's LinearExplainer on the design matrix, with the design's own means as background."""
-    assert model.design is not None and model.coef is not None
-    design = model.design.transform(encoded)
-    background = np.asarray(model.design.transform(encoded)).mean(axis=0, keepdims=True)
+    """shap's LinearExplainer on the design matrix (the rows' own mean as background), summed
+    back onto each source feature."""
+    assert model.coef is not None
+    design = model.encoder.design_array(encoded)
+    background = design.mean(axis=0, keepdims=True)
     explainer = shap.LinearExplainer((np.asarray(model.coef), float(model.intercept)), background)
     per_column = np.asarray(explainer.shap_values(design), dtype=float)
-    groups = pd.Index(model.design.column_groups())
-    folded = pd.DataFrame(per_column).T.groupby(groups.to_numpy(), sort=False).sum().T
-    folded.columns = list(dict.fromkeys(groups))
-    values = folded.reindex(columns=list(model.feature_names), fill_value=0.0).to_numpy()
+    sources = np.asarray(model.encoder.design_sources(), dtype=object)
+    onto = (sources[:, None] == np.asarray(model.feature_names, dtype=object)[None, :]).astype(float)
     base = np.full(len(encoded), float(np.ravel(explainer.expected_value)[0]))
-    return values, base
+    return per_column @ onto, base
 
 
 def to_frame(explanation: shap.Explanation) -> pd.DataFrame:

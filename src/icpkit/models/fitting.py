@@ -20,9 +20,9 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from icpkit.config import TrainingConfig
-from icpkit.models.encoding import FeatureEncoder
 from icpkit.models.evaluation import log_loss, roc_auc
-from icpkit.models.propensity import LogisticDesign, PropensityModel
+from icpkit.models.preprocessing import Preprocessor
+from icpkit.models.propensity import PropensityModel
 
 log = logging.getLogger(__name__)
 
@@ -160,16 +160,13 @@ def fit_platt(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(lr.coef_[0, 0]), float(lr.intercept_[0])
 
 
-def _logistic(
-    design: LogisticDesign, D: np.ndarray, y: np.ndarray, C: float, encoder: FeatureEncoder, outcome: str
-) -> PropensityModel:
+def _logistic(D: np.ndarray, y: np.ndarray, C: float, encoder: Preprocessor, outcome: str) -> PropensityModel:
     lr = LogisticRegression(C=C, max_iter=5000)
     lr.fit(D, y)
     return PropensityModel(
         outcome=outcome,
         kind="logistic",
         encoder=encoder,
-        design=design,
         coef=lr.coef_[0].tolist(),
         intercept=float(lr.intercept_[0]),
     )
@@ -180,34 +177,32 @@ def fit_logistic(
     ytr: np.ndarray,
     Xva: pd.DataFrame,
     yva: np.ndarray,
-    encoder: FeatureEncoder,
+    encoder: Preprocessor,
     outcome: str,
 ) -> tuple[PropensityModel, dict[str, Any]]:
     """Interpretable baseline: L2 logistic regression, C chosen on the validation period.
 
     Parameters
     ----------
-    Xtr, Xva
-        Encoded training and validation frames (``encoder.transform``).
-    ytr, yva
-        Their 0/1 labels.
-    encoder
-        The encoder fitted on the training rows.
-    outcome
-        Outcome name stored on the model.
+    Xtr, Xva : DataFrame
+        Training and validation rows as ``encoder``'s codes (the model reads their design).
+    ytr, yva : ndarray
+        0/1 labels.
+    encoder : Preprocessor
+        Fitted on the training rows.
+    outcome : str
+        The outcome's name.
 
     Returns
     -------
-    tuple
-        The model fitted on the training rows, and ``{"C": chosen C}``.
+    tuple of PropensityModel and dict
+        The uncalibrated model and the chosen ``{"C": ...}``.
     """
-    design = LogisticDesign().fit(Xtr, encoder)
-    Dtr, Dva = design.transform(Xtr), design.transform(Xva)
+    Dtr, Dva = encoder.design_array(Xtr), encoder.design_array(Xva)
     best: tuple[float, float, PropensityModel] | None = None
     for C in LOGISTIC_C:
-        model = _logistic(design, Dtr, ytr, C, encoder, outcome)
-        raw = Dva @ np.asarray(model.coef) + model.intercept
-        loss = log_loss(yva, expit(raw))
+        model = _logistic(Dtr, ytr, C, encoder, outcome)
+        loss = log_loss(yva, expit(Dva @ np.asarray(model.coef) + model.intercept))
         if best is None or loss < best[0] - 1e-12:
             best = (loss, C, model)
     assert best is not None
@@ -215,12 +210,9 @@ def fit_logistic(
     return model, {"C": C}
 
 
-def refit_logistic(
-    X: pd.DataFrame, y: np.ndarray, encoder: FeatureEncoder, outcome: str, C: float
-) -> PropensityModel:
-    """The logistic baseline refitted on ``X`` (training + validation rows) with a chosen ``C``."""
-    design = LogisticDesign().fit(X, encoder)
-    return _logistic(design, design.transform(X), y, C, encoder, outcome)
+def refit_logistic(X: pd.DataFrame, y: np.ndarray, encoder: Preprocessor, outcome: str, C: float) -> PropensityModel:
+    """The logistic baseline refitted on ``X`` (training + validation codes) with a chosen ``C``."""
+    return _logistic(encoder.design_array(X), y, C, encoder, outcome)
 
 
 # ------------------------------------------------------------------------------------------- lightgbm
@@ -410,7 +402,7 @@ def fit_lightgbm(
     ytr: np.ndarray,
     categorical: list[str],
     tuning: TuningResult,
-    encoder: FeatureEncoder,
+    encoder: Preprocessor,
     outcome: str,
     num_boost_round: int | None = None,
 ) -> PropensityModel:

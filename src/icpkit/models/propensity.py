@@ -1,9 +1,10 @@
 """The trained propensity model of one outcome, stored without pickles.
 
-A :class:`PropensityModel` is an encoder (JSON), a scorer (a LightGBM text booster, or the
-coefficients of a logistic regression with its imputation and scaling as JSON) and a Platt
-calibration (two numbers). The same object scores in memory, after ``save``/``load`` and inside
-the MLflow pyfunc wrapper, so the registry returns exactly the probabilities training measured.
+A :class:`PropensityModel` is a fitted :class:`~icpkit.models.preprocessing.Preprocessor`
+(JSON), a scorer (a LightGBM text booster on its codes, or the coefficients of a logistic
+regression on its design) and a Platt calibration (two numbers). The same object scores in
+memory, after ``save``/``load`` and inside the MLflow pyfunc wrapper, so the registry returns
+exactly the probabilities training measured.
 """
 
 from __future__ import annotations
@@ -18,90 +19,26 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from icpkit.models.encoding import FeatureEncoder
+from icpkit.models.preprocessing import Preprocessor
 
 MODEL_FILE = "model.json"
 BOOSTER_FILE = "booster.txt"
-
-
-@dataclass
-class LogisticDesign:
-    """Numeric columns: median-imputed, standardised; categorical codes: one-hot (+ missing).
-
-    Heavy-tailed non-negative numeric columns (skewness > 2, e.g. employees, revenue) enter as
-    log1p: a linear model on raw counts is dominated by a few giants.
-    """
-
-    numeric: list[str] = field(default_factory=list)
-    log_columns: list[str] = field(default_factory=list)
-    medians: list[float] = field(default_factory=list)
-    means: list[float] = field(default_factory=list)
-    scales: list[float] = field(default_factory=list)
-    #: categorical column -> number of codes (one-hot width is n_codes + 1 for missing)
-    n_codes: dict[str, int] = field(default_factory=dict)
-
-    def fit(self, Xenc: pd.DataFrame, encoder: FeatureEncoder) -> LogisticDesign:
-        self.numeric = list(encoder.numeric_columns_)
-        self.log_columns = [c for c in self.numeric if is_heavy_tailed(Xenc[c].to_numpy(dtype=float))]
-        num = self._numeric(Xenc)
-        med = np.nanmedian(num, axis=0) if len(num) else np.zeros(len(self.numeric))
-        med = np.where(np.isnan(med), 0.0, med)
-        filled = np.where(np.isnan(num), med, num)
-        sd = filled.std(axis=0)
-        self.medians = med.tolist()
-        self.means = filled.mean(axis=0).tolist()
-        self.scales = np.where(sd > 0, sd, 1.0).tolist()
-        self.n_codes = {c: len(encoder.categories_[c]) for c in encoder.categorical_columns_}
-        return self
-
-    def column_groups(self) -> list[str]:
-        """The source feature of each design column (for summing contributions back)."""
-        groups = list(self.numeric)
-        for col, n in self.n_codes.items():
-            groups += [col] * (n + 1)
-        return groups
-
-    def _numeric(self, Xenc: pd.DataFrame) -> np.ndarray:
-        num = Xenc[self.numeric].to_numpy(dtype=float).copy()
-        for j, c in enumerate(self.numeric):
-            if c in self.log_columns:
-                num[:, j] = np.log1p(np.clip(num[:, j], 0, None))
-        return num
-
-    def transform(self, Xenc: pd.DataFrame) -> np.ndarray:
-        num = self._numeric(Xenc)
-        num = np.where(np.isnan(num), np.asarray(self.medians), num)
-        parts = [(num - np.asarray(self.means)) / np.asarray(self.scales)]
-        for col, n in self.n_codes.items():
-            codes = Xenc[col].to_numpy(dtype=float)
-            idx = np.where(np.isnan(codes), n, codes).astype(int)
-            onehot = np.zeros((len(codes), n + 1))
-            onehot[np.arange(len(codes)), idx] = 1.0
-            parts.append(onehot)
-        return np.hstack(parts) if parts else np.zeros((len(Xenc), 0))
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
-
-
-def is_heavy_tailed(x: np.ndarray) -> bool:
-    """Non-negative, non-constant values with skewness above 2 (counts, money): model them in log."""
-    x = np.asarray(x, dtype=float)
-    x = x[~np.isnan(x)]
-    if len(x) < 3 or x.min() < 0 or x.std() == 0:
-        return False
-    return float(((x - x.mean()) ** 3).mean() / x.std() ** 3) > 2.0
+FORMAT = "icpkit.PropensityModel/2"
 
 
 @dataclass
 class PropensityModel:
-    """A calibrated propensity scorer for one outcome."""
+    """A calibrated propensity scorer for one outcome.
+
+    LightGBM reads the encoder's codes; the logistic model reads its design (derived from the
+    codes, so ``encoded=True`` means "codes" for both kinds).
+    """
 
     outcome: str
     kind: Literal["lightgbm", "logistic"]
-    encoder: FeatureEncoder
+    encoder: Preprocessor
     booster: lgb.Booster | None = None
-    design: LogisticDesign | None = None
+    #: Logistic coefficients, one per design column (``encoder.design_sources()``).
     coef: list[float] | None = None
     intercept: float = 0.0
     #: Platt scaling on the raw score: p = sigmoid(a * raw + b). Identity is a=1, b=0.
@@ -113,7 +50,8 @@ class PropensityModel:
         return self.encoder.columns_
 
     def encode(self, X: pd.DataFrame) -> pd.DataFrame:
-        return self.encoder.transform(X)
+        """The codes of raw rows ``X`` (what ``encoded=True`` expects)."""
+        return self.encoder.encode(X)
 
     def raw_score(self, X: pd.DataFrame, encoded: bool = False) -> np.ndarray:
         """Uncalibrated log-odds."""
@@ -121,8 +59,8 @@ class PropensityModel:
         if self.kind == "lightgbm":
             assert self.booster is not None
             return self.booster.predict(Xenc[self.feature_names], raw_score=True)
-        assert self.design is not None and self.coef is not None
-        return self.design.transform(Xenc) @ np.asarray(self.coef) + self.intercept
+        assert self.coef is not None
+        return self.encoder.design_array(Xenc) @ np.asarray(self.coef) + self.intercept
 
     def predict_proba(self, X: pd.DataFrame, encoded: bool = False) -> np.ndarray:
         """Calibrated probability of the outcome, one per row."""
@@ -140,20 +78,22 @@ class PropensityModel:
             assert self.booster is not None
             contrib = self.booster.predict(Xenc[self.feature_names], pred_contrib=True)
             return pd.DataFrame(contrib[:, :-1], columns=self.feature_names), contrib[:, -1]
-        assert self.design is not None and self.coef is not None
-        design = self.design.transform(Xenc) * np.asarray(self.coef)
-        frame = pd.DataFrame(design).T.groupby(self.design.column_groups(), sort=False).sum().T
-        return frame[self.feature_names], np.full(len(Xenc), self.intercept)
+        assert self.coef is not None
+        terms = self.encoder.design_array(Xenc) * np.asarray(self.coef)
+        # Sum each attribute's design columns (one-hot levels) back into one contribution.
+        sources = np.asarray(self.encoder.design_sources(), dtype=object)
+        onto = (sources[:, None] == np.asarray(self.feature_names, dtype=object)[None, :]).astype(float)
+        return pd.DataFrame(terms @ onto, columns=self.feature_names), np.full(len(Xenc), self.intercept)
 
     # --- persistence (no pickles) ---------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         spec: dict[str, Any] = {
-            "format": "icpkit.PropensityModel/1",
+            "format": FORMAT,
             "outcome": self.outcome,
             "kind": self.kind,
-            "encoder": self.encoder.to_dict(),
+            "preprocessor": self.encoder.to_dict(),
             "calibration": list(self.calibration),
             "metadata": self.metadata,
         }
@@ -162,8 +102,6 @@ class PropensityModel:
             self.booster.save_model(str(directory / BOOSTER_FILE))
             spec["booster_file"] = BOOSTER_FILE
         else:
-            assert self.design is not None
-            spec["design"] = self.design.to_dict()
             spec["coef"] = self.coef
             spec["intercept"] = self.intercept
         (directory / MODEL_FILE).write_text(json.dumps(spec, indent=1, default=_json_default))
@@ -173,17 +111,21 @@ class PropensityModel:
     def load(cls, directory: str | Path) -> PropensityModel:
         directory = Path(directory)
         spec = json.loads((directory / MODEL_FILE).read_text())
+        if spec.get("format") != FORMAT:
+            raise ValueError(
+                f"{directory / MODEL_FILE} is format {spec.get('format')!r}; this icpkit reads {FORMAT!r} "
+                "(retrain to upgrade)"
+            )
         model = cls(
             outcome=spec["outcome"],
             kind=spec["kind"],
-            encoder=FeatureEncoder.from_dict(spec["encoder"]),
+            encoder=Preprocessor.from_dict(spec["preprocessor"]),
             calibration=tuple(spec["calibration"]),
             metadata=spec.get("metadata", {}),
         )
         if model.kind == "lightgbm":
             model.booster = lgb.Booster(model_file=str(directory / spec["booster_file"]))
         else:
-            model.design = LogisticDesign(**spec["design"])
             model.coef = list(spec["coef"])
             model.intercept = float(spec["intercept"])
         return model

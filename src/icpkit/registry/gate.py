@@ -271,7 +271,7 @@ def _finite(x: float | None) -> bool:
 def _cannot_score_line(name: str, version: str, exc: BaseException) -> str:
     """One line saying why a champion could not score the new holdout."""
     text = str(exc)
-    missing = re.search(r"missing inputs:?\s*\[([^\]]*)\]", text)
+    missing = re.search(r"missing (?:inputs|from the input):?\s*\[([^\]]*)\]", text)
     if missing:
         cols = ", ".join(c.strip(" '\"") for c in missing.group(1).split(",") if c.strip())
         why = f"missing input {cols}"

@@ -23,9 +23,9 @@ Frame = pd.DataFrame
 
 #: format -> ``"module:function"`` taking the model folder and returning a scorer.
 LOADERS: dict[str, str] = {
-    "icpkit.PropensityModel/1": "icpkit.scoring.served:load_outcome_scorer",
+    "icpkit.PropensityModel/2": "icpkit.scoring.served:load_outcome_scorer",
     "icpkit.ICPScorer/1": "icpkit.scoring.served:load_icp_scorer",
-    "icpkit.SegmentModel/1": "icpkit.icp.segments:load_segment_scorer",
+    "icpkit.SegmentModel/2": "icpkit.icp.segments:load_segment_scorer",
 }
 
 

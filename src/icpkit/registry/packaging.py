@@ -51,6 +51,7 @@ SCORING_DISTRIBUTIONS = (
     "scikit-learn",
     "lightgbm",
     "statsmodels",
+    "rich",  # scoring's progress bar (imported lazily by icpkit.scoring.batch)
 )
 #: A category value appears in the input example only if at least this many rows share it.
 MIN_EXAMPLE_COUNT = 5
@@ -253,11 +254,14 @@ def build_model_folder(
     with tempfile.TemporaryDirectory(prefix="icpkit-pack-") as tmp:
         staged = Path(tmp) / ARTIFACT_KEY  # the artifact folder keeps this name inside the model
         shutil.copytree(model_dir, staged)
+        # icpkit's own source only: no bytecode caches (machine-specific, and they bloat the manifest).
+        code = Path(tmp) / "code" / "icpkit"
+        shutil.copytree(Path(icpkit.__file__).parent, code, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         mlflow.pyfunc.save_model(
             str(out),
             python_model=str(CODE_FILE),
             artifacts={ARTIFACT_KEY: str(staged)},
-            code_paths=[str(Path(icpkit.__file__).parent)],
+            code_paths=[str(code)],
             signature=signature,
             input_example=example,
             pip_requirements=model_requirements(extra_requirements),

@@ -29,7 +29,6 @@ import pandas as pd
 
 from icpkit.features import FeatureSpec
 from icpkit.icp.model import SCORE_COLUMNS, FittedICP
-from icpkit.models.explain import explain
 from icpkit.models.propensity import PropensityModel
 from icpkit.scoring.inputs import REJECTED_REASON, InputSpec
 
@@ -157,9 +156,10 @@ class OutcomeScorer:
         """
         if not len(X):
             return np.array([], dtype=object), np.array([], dtype=object)
-        expl = explain(self.model, X)
+        # The model's exact contributions (TreeSHAP / coefficients): no shap needed at scoring time.
+        values, _ = self.model.contributions(X)
         source = self.spec.feature_source
-        frame = pd.DataFrame(expl.values, columns=[source.get(f, f) for f in expl.feature_names])
+        frame = pd.DataFrame(values.to_numpy(), columns=[source.get(f, f) for f in values.columns])
         frame = frame.T.groupby(level=0, sort=False).sum().T
         attrs, contrib = list(frame.columns), frame.to_numpy()
         shown = {a: self._display(X, a) for a in attrs}
