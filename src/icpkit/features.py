@@ -138,9 +138,12 @@ def history_as_of(
 ) -> pd.DataFrame:
     """Each row's account attributes from ``account_history`` as of its time (latest ``valid_from``
     at or before it); rows before an account's first record get missing values."""
-    left = pd.DataFrame({"account_id": pd.Series(account_ids).to_numpy(), "_t": pd.to_datetime(pd.Series(as_of)).to_numpy()})
+    # One resolution on both sides (merge_asof refuses datetime64[s] against datetime64[ns]).
+    times = pd.to_datetime(pd.Series(as_of)).to_numpy().astype("datetime64[ns]")
+    left = pd.DataFrame({"account_id": pd.Series(account_ids).to_numpy(), "_t": times})
     left["_row"] = np.arange(len(left))
     right = history[["account_id", HISTORY_TIME, *columns]].rename(columns={HISTORY_TIME: "_t"})
+    right["_t"] = pd.to_datetime(right["_t"]).astype("datetime64[ns]")
     right = right.sort_values("_t", kind="stable")
     joined = pd.merge_asof(
         left.sort_values("_t", kind="stable"), right, on="_t", by="account_id", direction="backward"

@@ -100,6 +100,10 @@ ACCOUNT_ATTRIBUTES = (
     "support_tickets_90d", "noise_numeric", "noise_category",
 )  # fmt: skip
 NOISE_ATTRIBUTES = ("noise_numeric", "noise_category")
+#: Behavioural attributes: in this world they do not change over time, so the generator says so
+#: in an ``account_history`` table (valid since before any lead) and training may use them for
+#: old rows. A real export's snapshot of "tickets in the last 90 days" has no such history.
+BEHAVIORAL_ATTRIBUTES = ("web_visits_30d", "email_clicks_30d", "intent_score", "support_tickets_90d")
 
 #: The planted churn drivers (the negative ICP a pipeline should find), in order of strength.
 CHURN_DRIVERS = (
@@ -361,12 +365,20 @@ def generate_crm(n_accounts: int, seed: int, extract_date: date | pd.Timestamp) 
             "opportunities": opps,
             "subscriptions": subs,
             "activities": activities,
+            "account_history": _history(accounts),
         },
         propensities=propensities,
         importance=importance,
         segments=pd.DataFrame({"account_id": accounts["account_id"], "segment": segment}),
         meta=meta,
     )
+
+
+def _history(accounts: pd.DataFrame) -> pd.DataFrame:
+    """One record per account: its (constant) behavioural attributes, valid since before any event."""
+    history = accounts[["account_id", *BEHAVIORAL_ATTRIBUTES]].copy()
+    history.insert(1, "valid_from", HISTORY_START - pd.Timedelta(days=1))
+    return history
 
 
 def _subscriptions(
