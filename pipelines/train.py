@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from pathlib import Path
 
 from pipelines._cli import PROJECT_ROOT, add_common_args, console, run_main, setup_logging
 
@@ -26,6 +27,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     add_common_args(parser)
     parser.add_argument("--no-register", action="store_true", help="log runs but register no model")
+    parser.add_argument(
+        "--outputs", type=Path, default=PROJECT_ROOT / "outputs",
+        help="where the profile goes: <outputs>/<experiment>/<date>/icp, <experiment>/latest (default: %(default)s)",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print("[red]nothing trained[/]: every outcome was skipped (reasons above)", highlight=False)
             return NOTHING_TRAINED
         status.update("writing the ICP …")
-        folder = write_outputs(run, PROJECT_ROOT / "outputs")
+        folder = write_outputs(run, args.outputs)
         status.update("logging to MLflow and registering …")
         from icpkit.registry.publish import publish
 

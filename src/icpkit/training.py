@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy.stats import mannwhitneyu
+from statsmodels.stats.multitest import multipletests
 
 from icpkit.config import Config
 from icpkit.data.crm import CRMData
@@ -106,6 +108,23 @@ class TrainingResult:
     @property
     def skipped(self) -> dict[str, OutcomeReport]:
         return {k: r for k, r in self.reports.items() if r.status == "skipped"}
+
+    def signal_p_values(self) -> dict[str, float]:
+        """Per trained outcome, the Holm-adjusted one-sided p-value of "test AUC > 0.5".
+
+        The test is Mann-Whitney's (AUC is its U statistic scaled), exact under "the scores say
+        nothing about the label"; Holm across the outcomes keeps the chance that *any* model of a
+        run on noise is called a signal at the significance level, not one per outcome.
+        """
+        raw = {}
+        for name, r in self.trained.items():
+            X, y = r.test_frame()
+            p = r.model.predict_proba(X)
+            raw[name] = float(mannwhitneyu(p[y == 1], p[y == 0], alternative="greater").pvalue)
+        if not raw:
+            return {}
+        adjusted = multipletests(list(raw.values()), method="holm")[1]
+        return dict(zip(raw, (float(a) for a in adjusted), strict=True))
 
 
 def _check_minimum(outcome: str, n_labelled: int, n_pos: int, cfg: Config) -> None:

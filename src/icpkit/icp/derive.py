@@ -82,12 +82,13 @@ class Evidence:
     weights: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def _verdict(r: OutcomeReport) -> dict[str, Any]:
+def _verdict(r: OutcomeReport, p_value: float | None, alpha: float) -> dict[str, Any]:
     if r.status != "trained" or r.test is None:
         return {"status": "skipped", "reason": r.reason}
     lo, hi = r.test.ci["roc_auc"]
     return {
-        "status": "signal" if lo > 0.5 else "no evidence",
+        "status": "signal" if p_value is not None and p_value < alpha else "no evidence",
+        "p_value_holm": p_value,
         "test_auc": r.test.metrics["roc_auc"],
         "auc_95ci": [lo, hi],
         "model": r.model.kind if r.model else None,
@@ -97,7 +98,9 @@ def _verdict(r: OutcomeReport) -> dict[str, Any]:
 
 def evidence_step(training: TrainingResult, cfg: Config) -> Evidence:
     """Verdict per outcome; the fit outcomes (the blend's trained ones, else whatever trained)."""
-    verdicts = {name: _verdict(r) for name, r in training.reports.items()}
+    p_values = training.signal_p_values()
+    alpha = cfg.icp.significance_level
+    verdicts = {name: _verdict(r, p_values.get(name), alpha) for name, r in training.reports.items()}
     trained = list(training.trained)
     fit = [o for o in cfg.icp.fit_blend if o in trained and cfg.icp.fit_blend[o] > 0]
     note = ""

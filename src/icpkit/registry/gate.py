@@ -253,7 +253,7 @@ def gate_decision(
         ``(alias, reason)``.
     """
     if not _finite(candidate_score):
-        return CHALLENGER, "candidate score is missing or NaN"
+        return CHALLENGER, "no evidence the candidate beats chance on its holdout (no score)"
     if not has_champion:
         return CHAMPION, "no champion yet"
     if not _finite(champion_score):

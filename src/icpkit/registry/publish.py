@@ -99,10 +99,13 @@ def _test_raw_rows(run: TrainedRun, report: OutcomeReport) -> tuple[pd.DataFrame
 
 
 def _auc_of(score: Callable[[Any], np.ndarray], y: np.ndarray) -> Callable[[Any], float]:
-    return lambda model: float(roc_auc_score(y, score(model)))
+    # The same metric code as the candidate's test AUC: equal predictions give a bit-equal score.
+    return lambda model: float(ev.roc_auc(y, score(model)))
 
 
-def outcome_candidate(run: TrainedRun, report: OutcomeReport, tracker: Tracker, prefix: str) -> Candidate:
+def outcome_candidate(
+    run: TrainedRun, report: OutcomeReport, tracker: Tracker, prefix: str, p_value: float
+) -> Candidate:
     """Log one outcome's child run and model; the model becomes a registration candidate."""
     name = report.outcome
     spec = report.dataset.spec
@@ -124,9 +127,11 @@ def outcome_candidate(run: TrainedRun, report: OutcomeReport, tracker: Tracker, 
     test, y = _test_raw_rows(run, report)
     lo = report.test.ci["roc_auc"][0]
     column = f"{name}_propensity"
+    # Only a model that beats chance (Holm-adjusted across the run's outcomes) may become champion.
+    signal = p_value < run.config.icp.significance_level
     return Candidate(
         name=f"{prefix}-{name}", model=ref,
-        score=float(report.test.metrics["roc_auc"]) if lo > 0.5 else float("nan"),
+        score=float(report.test.metrics["roc_auc"]) if signal else float("nan"),
         score_champion=_auc_of(lambda m: m.predict(to_model_input(test))[column].to_numpy(dtype=float), y),
         description=f"Calibrated propensity that {report.dataset.spec.table} rows {_verb(name)} "
         f"({run.dataset}); test AUC {report.test.metrics['roc_auc']:.3f} [{lo:.3f}, {report.test.ci['roc_auc'][1]:.3f}]",
@@ -204,7 +209,10 @@ def publish(run: TrainedRun, tracker: Tracker, icp_folder: Path | None = None) -
     with tracker.start_training(run.run_name, params=params, tags=tags) as run_id:
         tracker.log_dataset_inputs(mask_secrets(cfg.data.source), run.crm.tables, run.crm.fingerprint())
         tracker.log_summary_metrics(_summary_metrics(run))
-        candidates = [outcome_candidate(run, r, tracker, prefix) for r in run.training.trained.values()]
+        p_values = run.training.signal_p_values()
+        candidates = [
+            outcome_candidate(run, r, tracker, prefix, p_values[name]) for name, r in run.training.trained.items()
+        ]
         if run.icp is not None:
             if icp_folder is not None:
                 tracker.log_artifacts(icp_folder, "icp")
