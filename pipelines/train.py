@@ -143,6 +143,10 @@ def _print_summary(run, published) -> None:  # noqa: ANN001
         )  # fmt: skip
         if isinstance(r.get("note"), str) and r["note"]:
             notes.append(f"{r['outcome']}: {r['note']}")
+        if trained and r.get("suspected_leaks"):
+            notes.append(f"{r['outcome']}: suspected leak {r['suspected_leaks']} (evidence in the profile)")
+        if trained and r.get("tuning_cut_by_timeout"):
+            notes.append(f"{r['outcome']}: tuning cut by the time cap ({r['tuning_trials']} trials)")
     console.print(table)
     for note in notes:
         console.print(f"  [yellow]note[/] {note}", highlight=False)

@@ -398,13 +398,20 @@ def train_outcomes(
     return TrainingResult(reports, catalogue=catalogue)
 
 
-def signal_note(auc: float, ci_low: float) -> str:
-    """Say plainly when a model has found little or nothing, instead of presenting it as an ICP."""
+#: Expected calibration error above which the summary warns (the profile uses the same figure).
+HIGH_ECE = 0.1
+
+
+def signal_note(auc: float, ci_low: float, ece: float = 0.0) -> str:
+    """Say plainly when a model has found little or nothing, or is poorly calibrated."""
+    notes = []
     if not np.isfinite(auc) or ci_low <= 0.5:
-        return "no evidence of signal: the AUC's confidence interval includes 0.5"
-    if auc < 0.6:
-        return "weak signal (AUC < 0.6): treat any ICP from this outcome with caution"
-    return ""
+        notes.append("no evidence of signal: the AUC's confidence interval includes 0.5")
+    elif auc < 0.6:
+        notes.append("weak signal (AUC < 0.6): treat any ICP from this outcome with caution")
+    if ece > HIGH_ECE:
+        notes.append(f"calibration error {ece:.2f}: the probabilities are off, rankings are not")
+    return "; ".join(notes)
 
 
 def _extra_columns(r: OutcomeReport) -> dict[str, Any]:
@@ -444,7 +451,7 @@ def summary_table(result: TrainingResult, aliases: dict[str, str] | None = None)
                 "top_decile_lift": r.test.metrics["top_decile_lift"],
                 "ece": r.test.metrics["ece"],
                 "alias": (aliases or {}).get(name, "—"),
-                "note": signal_note(r.test.metrics["roc_auc"], lo),
+                "note": signal_note(r.test.metrics["roc_auc"], lo, r.test.metrics["ece"]),
             }
             row |= _extra_columns(r)
         else:

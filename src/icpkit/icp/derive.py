@@ -86,9 +86,13 @@ def _verdict(r: OutcomeReport, p_value: float | None, alpha: float) -> dict[str,
     if r.status != "trained" or r.test is None:
         return {"status": "skipped", "reason": r.reason}
     lo, hi = r.test.ci["roc_auc"]
+    unseen = r.test_unseen
     return {
         "status": "signal" if p_value is not None and p_value < alpha else "no evidence",
         "p_value_holm": p_value,
+        "unseen_accounts_auc": unseen.metrics["roc_auc"] if unseen is not None else None,
+        "unseen_accounts_rows": r.n_test_unseen,
+        "ece": r.test.metrics["ece"],
         "test_auc": r.test.metrics["roc_auc"],
         "auc_95ci": [lo, hi],
         "model": r.model.kind if r.model else None,

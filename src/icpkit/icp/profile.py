@@ -20,6 +20,7 @@ from icpkit.data.crm import CRMData
 from icpkit.icp.derive import EXCLUSION_MIN_LIFT, ICPDerivation
 from icpkit.icp.diff import profile_diff
 from icpkit.icp.scores import TIER_ORDER
+from icpkit.training import HIGH_ECE
 
 PROFILE_FORMAT = "icpkit.ICPProfile/2"
 
@@ -265,8 +266,34 @@ def cohorts_section(d: ICPDerivation, sufficient: bool) -> dict[str, Any]:
     }
 
 
+def quality_section(d: ICPDerivation, training: Any) -> dict[str, Any]:
+    """Per trained outcome: suspected leaks with their evidence, calibration and snapshot notes."""
+    out: dict[str, Any] = {}
+    for name, r in training.trained.items():
+        notes = []
+        if r.test.metrics["ece"] > HIGH_ECE:  # the summary's threshold (icpkit.training)
+            notes.append(
+                f"calibration error {r.test.metrics['ece']:.2f} on the test period: the propensities are "
+                "poorly calibrated (rankings, tiers and AUC are unaffected)"
+            )
+        spec = r.dataset.spec
+        if spec is not None and spec.snapshot_columns and spec.snapshot_max_age_days is not None:
+            notes.append(
+                f"behavioral snapshots {', '.join(spec.snapshot_columns)} are export-date values: not used for "
+                f"rows older than {spec.snapshot_max_age_days} days before the extract (no account_history)"
+            )
+        if r.tuning is not None and r.tuning.cut_by_timeout:
+            notes.append(
+                f"tuning was cut by the time cap after {r.tuning.n_trials_done} of {r.tuning.n_trials} trials: "
+                "a rerun may choose differently"
+            )
+        leaks = [{"feature": s.feature, "rules": list(s.rules), "evidence": s.evidence} for s in r.leakage.suspected] if r.leakage else []
+        out[name] = {"suspected_leaks": leaks, "notes": notes}
+    return out
+
+
 def build_profile(
-    d: ICPDerivation, crm: CRMData, previous: dict[str, Any] | None, created_at: str | None = None
+    d: ICPDerivation, crm: CRMData, previous: dict[str, Any] | None, training: Any, created_at: str | None = None
 ) -> dict[str, Any]:
     """The whole ``icp_profile.json`` (JSON-safe)."""
     evidence = evidence_section(d)
@@ -289,6 +316,7 @@ def build_profile(
         "accounts": len(crm["accounts"]),
         "summary": summary_section(d, evidence),
         "evidence": evidence,
+        "model_quality": quality_section(d, training),
         "attributes": {
             "roles": records(describe_roles([s for t in d.catalogue.values() for s in t.values()])),
             "refused": d.refused,

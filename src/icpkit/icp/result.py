@@ -110,7 +110,7 @@ def build_icp(
 ) -> ICPResult:
     """Derive the fitted ICP from the trained outcomes and write its profile (in memory)."""
     d = derive_icp(crm, training, cfg, version, dataset, on_step=on_step)
-    profile = build_profile(d, crm, previous)
+    profile = build_profile(d, crm, previous, training)
     return ICPResult(
         fitted=d.fitted,
         profile=profile,

@@ -336,14 +336,7 @@ class AdditiveScorecard:
             params, train, label, features, cat_features, sample_weight, init_score,
             X_valid, y_valid, valid_init_score, num_boost_round, categorical,
         )  # fmt: skip
-        base, by_feature = _trees_by_feature(booster.dump_model(num_iteration=n_iter), len(features))
-        tables: dict[str, FeatureTable] = {}
-        for i, name in enumerate(features):
-            if name in cat_features:
-                codes = _category_codes(train[:, i])
-                tables[name] = _distill_categorical(name, by_feature[i], np.unique(codes[codes >= 0]))
-            else:
-                tables[name] = _distill_numeric(name, by_feature[i])
+        base, tables = _distill(booster, n_iter, train, features, cat_features)
         spans = np.array([max(t.entries()) - min(t.entries()) for t in tables.values()])
         integer_valued = {
             f: bool(np.all(np.isnan(train[:, i]) | (train[:, i] == np.round(train[:, i]))))
@@ -513,6 +506,21 @@ class AdditiveScorecard:
     def load(cls, path: str | Path) -> AdditiveScorecard:
         """Read a scorecard written by :meth:`save`."""
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _distill(
+    booster: lgb.Booster, n_iter: int, train: np.ndarray, features: list[str], cat_features: list[str]
+) -> tuple[float, dict[str, FeatureTable]]:
+    """The booster's constant and one exact lookup table per feature."""
+    base, by_feature = _trees_by_feature(booster.dump_model(num_iteration=n_iter), len(features))
+    tables: dict[str, FeatureTable] = {}
+    for i, name in enumerate(features):
+        if name in cat_features:
+            codes = _category_codes(train[:, i])
+            tables[name] = _distill_categorical(name, by_feature[i], np.unique(codes[codes >= 0]))
+        else:
+            tables[name] = _distill_numeric(name, by_feature[i])
+    return base, tables
 
 
 def _monotone_directions(

@@ -69,6 +69,9 @@ def _outcome_params(report: OutcomeReport) -> dict[str, Any]:
         "lightgbm": dict(report.tuning.params) if report.tuning else {},
         "lightgbm.best_iteration": report.tuning.best_iteration if report.tuning else None,
         "refused_features": report.dataset.refused if report.dataset else {},
+        "tuning": report.tuning.describe() if report.tuning else {},
+        "threads": report.threads or {},
+        "refit": report.refit or {},
     }
 
 
@@ -118,7 +121,13 @@ def outcome_candidate(
         for kind, evaluation in report.candidate_tests.items():
             tracker.log_metrics(evaluation.as_flat(f"{kind}_test"))
         tracker.log_metrics({f"{k}_val_roc_auc": v for k, v in report.validation_auc.items()})
-        tracker.log_dict(report.single_feature_auc, "diagnostics/single_feature_auc.json")
+        if report.leakage is not None:
+            tracker.log_dict(report.leakage.to_dict(), "diagnostics/leakage.json")
+            tracker.set_tags({"icpkit.suspected_leaks": ", ".join(report.leakage.suspected_names) or "none"})
+        if report.test_unseen is not None:
+            tracker.log_metrics(report.test_unseen.as_flat("test_unseen"))
+        if report.tuning is not None and report.tuning.cut_by_timeout:
+            tracker.set_tags({"icpkit.tuning_cut_by_timeout": "true"})
         if report.tuning is not None:
             tracker.log_trials(report.tuning.trials)
         _log_plots(report, tracker)
