@@ -294,32 +294,13 @@ class AdditiveScorecard:
     ) -> AdditiveScorecard:
         """Train an additive LightGBM on numeric/code columns and distill it into points tables.
 
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Numeric columns; categorical columns hold integer codes (-1 or NaN = missing).
-        y : array-like
-            Binary label 0/1.
-        categorical : list of str
-            Columns of ``X`` that are category codes.
-        seed : int
-            Seed for LightGBM.
-        X_valid, y_valid : optional
-            Validation rows; if given, rounds are chosen by early stopping (at most
-            ``num_boost_round``).
-        num_threads : int
-            LightGBM threads.
-        category_labels : dict, optional
-            Categorical column -> labels by code, e.g. ``{"industry": ["Retail", ...]}``.
-        num_boost_round : int
-            Rounds without a validation set, or the cap with one.
-        sample_weight : array-like, optional
-            Row weights (e.g. to let several outcomes count equally).
-        max_bin : int
-            Histogram bins per numeric feature: few bins keep the table short enough to read.
-        init_score, valid_init_score : array-like, optional
-            Per-row offsets (log-odds) the trees start from, e.g. each outcome's base rate when
-            rows of several outcomes are stacked, so the points carry only the attributes' effects.
+        ``X`` holds numbers and integer category codes (``categorical`` lists the code columns;
+        -1 or NaN is missing), ``y`` is 0/1. With ``X_valid``/``y_valid`` the rounds are chosen by
+        early stopping (at most ``num_boost_round``). ``category_labels`` maps a code column to its
+        labels by code; ``sample_weight`` weighs rows (e.g. stacked outcomes equally); ``max_bin``
+        keeps a numeric attribute to a few readable ranges; ``init_score``/``valid_init_score`` are
+        per-row log-odds offsets (each outcome's base rate when outcomes are stacked), not part of
+        the scorecard, so the points carry the attributes' effects only.
         """
         features = [str(c) for c in X.columns]
         unknown = sorted(set(categorical) - set(features))
