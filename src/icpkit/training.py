@@ -22,6 +22,7 @@ from icpkit.data.crm import CRMData
 from icpkit.errors import InsufficientDataError
 from icpkit.features import Catalogue, OutcomeDataset, attribute_catalogue, build_outcome_dataset
 from icpkit.models import evaluation as ev
+from icpkit.models.explain import explain, to_frame
 from icpkit.models.fitting import (
     RANDOM_SPLIT_CAVEAT,
     Split,
@@ -36,7 +37,6 @@ from icpkit.models.fitting import (
     tune_lightgbm,
     validation_auc,
 )
-from icpkit.models.explain import explain, to_frame
 from icpkit.models.leakage import LeakageReport, add_permutation, screen_features
 from icpkit.models.preprocessing import Preprocessor
 from icpkit.models.propensity import PropensityModel

@@ -15,7 +15,7 @@ import pytest
 from icpkit.data.loading import load_crm
 from icpkit.features import raw_rows
 from icpkit.models.fitting import split_by_time
-from icpkit.registry import champion_version, load_verified, to_model_input
+from icpkit.registry import champion_version, load_verified
 from icpkit.training import summary_table, train_outcomes
 from tests.integration.conftest import EXTRACT, small_config, train_and_publish
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
@@ -322,37 +321,4 @@ def test_plot_gains_has_model_curve_and_random_baseline() -> None:
     assert model.get_ydata()[0] == 0.0 and model.get_ydata()[-1] == pytest.approx(1.0)
 
 
-def test_plot_shap_summary_works_with_str_column(tmp_path) -> None:
-    rng = np.random.default_rng(0)
-    n = 50
-    X = pd.DataFrame(
-        {
-            "employees": rng.integers(1, 1000, n).astype(float),
-            "industry": pd.Series(rng.choice(["saas", "retail", "bank"], n), dtype="str"),
-            "region": pd.Categorical(rng.choice(["eu", "us"], n)),
-            "age": np.where(rng.uniform(size=n) < 0.2, np.nan, rng.uniform(0, 10, n)),
-        }
-    )
-    shap_values = rng.normal(size=(n, 4)) * np.array([3.0, 2.0, 0.5, 1.0])
-    fig = ev.plot_shap_summary(shap_values, X, "SHAP", max_display=3)
-    ax = fig.axes[0]
-    labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels == ["age", "industry", "employees"]  # most important on top, region cut
-    assert ax.get_title() == "SHAP"
-    assert len(fig.axes) == 2  # plus the colour bar
-    fig.savefig(tmp_path / "shap.png")
 
-
-def test_plot_shap_summary_shape_mismatch_raises() -> None:
-    with pytest.raises(ValueError, match="shape"):
-        ev.plot_shap_summary(np.zeros((3, 2)), pd.DataFrame({"a": [1, 2, 3]}), "SHAP")
-
-
-def test_plot_bar_puts_largest_on_top() -> None:
-    values = pd.Series({"b": 0.2, "a": 0.5, "c": -0.1})
-    fig = ev.plot_bar(values, "Weights", "weight")
-    ax = fig.axes[0]
-    labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels[-1] == "a" and labels[0] == "c"  # y grows upward: last tick is the top bar
-    assert len(ax.patches) == 3
-    assert ax.get_xlabel() == "weight"

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from icpkit.config import TrainingConfig
-from icpkit.models.preprocessing import Preprocessor
 from icpkit.models.explain import explain, plot_beeswarm, plot_waterfall, to_frame
 from icpkit.models.fitting import fit_lightgbm, fit_logistic, tune_lightgbm
+from icpkit.models.preprocessing import Preprocessor
 
 
 def _data(n: int = 1500, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -10,7 +10,6 @@ import pytest
 
 from icpkit.config import Config, TrainingConfig, TuningConfig, config_from_dict
 from icpkit.features import OutcomeDataset
-from icpkit.models.preprocessing import Preprocessor
 from icpkit.models.evaluation import roc_auc
 from icpkit.models.fitting import (
     RANDOM_SPLIT_CAVEAT,
@@ -20,6 +19,7 @@ from icpkit.models.fitting import (
     split_random,
     tune_lightgbm,
 )
+from icpkit.models.preprocessing import Preprocessor
 from icpkit.training import TrainingResult, fit_outcome, summary_table
 
 

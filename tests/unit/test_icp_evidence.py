@@ -8,8 +8,8 @@ import pytest
 
 from icpkit.config import TrainingConfig
 from icpkit.icp.evidence import _row_loss, attribute_evidence, permutation_rises
-from icpkit.models.preprocessing import Preprocessor
 from icpkit.models.fitting import fit_lightgbm, tune_lightgbm
+from icpkit.models.preprocessing import Preprocessor
 
 
 def _fit(X: pd.DataFrame, y: np.ndarray):

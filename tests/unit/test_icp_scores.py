@@ -5,31 +5,31 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from icpkit.icp.scores import TIER_ORDER, apply_penalty, assign_tiers, percentile_score, quadrant
+from icpkit.icp.scores import TIER_ORDER, PercentileReference, apply_penalty, assign_tiers, quadrant
 
 
-def test_percentile_score_mid_rank() -> None:
-    assert percentile_score(np.array([1.0, 2.0, 3.0, 4.0])).tolist() == [12.5, 37.5, 62.5, 87.5]
+def _pct(values, reference=None):
+    ref = PercentileReference.from_scores(np.asarray(values if reference is None else reference, dtype=float))
+    return ref.percentile(np.asarray(values, dtype=float))
 
 
-def test_percentile_score_ties_get_half_credit() -> None:
-    out = percentile_score(np.array([1.0, 2.0, 2.0, 3.0]))
+def test_percentile_mid_rank() -> None:
+    assert _pct([1.0, 2.0, 3.0, 4.0]).tolist() == [12.5, 37.5, 62.5, 87.5]
+
+
+def test_percentile_ties_get_half_credit() -> None:
+    out = _pct([1.0, 2.0, 2.0, 3.0])
     assert out.tolist() == [12.5, 50.0, 50.0, 87.5]
-    assert percentile_score(np.array([5.0, 5.0, 5.0])).tolist() == [50.0, 50.0, 50.0]
+    assert _pct([5.0, 5.0, 5.0]).tolist() == [50.0, 50.0, 50.0]
 
 
-def test_percentile_score_against_reference() -> None:
-    reference = np.array([10.0, 20.0, 30.0, 40.0, np.nan])
-    out = percentile_score(np.array([0.0, 20.0, 25.0, 99.0]), reference)
-    assert out.tolist() == [0.0, 37.5, 50.0, 100.0]
-
-
-def test_percentile_score_nan_in_nan_out() -> None:
-    out = percentile_score(np.array([1.0, np.nan, 3.0]))
-    assert np.isnan(out[1])
-    assert out[[0, 2]].tolist() == [25.0, 75.0]
-    with pytest.raises(ValueError, match="non-NaN"):
-        percentile_score(np.array([np.nan]))
+def test_percentile_against_a_stored_reference_round_trips() -> None:
+    ref = PercentileReference.from_scores(np.array([10.0, 20.0, 20.0, 30.0]))
+    again = PercentileReference.from_dict(ref.to_dict())
+    out = again.percentile(np.array([0.0, 20.0, 25.0, 99.0, np.nan]))
+    assert out[:4].tolist() == [0.0, 50.0, 75.0, 100.0] and np.isnan(out[4])
+    with pytest.raises(ValueError):
+        PercentileReference.from_scores(np.array([np.nan]))
 
 
 def test_assign_tiers_exact_boundaries() -> None:

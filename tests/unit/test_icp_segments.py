@@ -14,9 +14,7 @@ from icpkit.icp.segments import (
     SegmentModel,
     distinct_icps,
     fit_segments,
-    load_segment_scorer,
     profile_segments,
-    save_segment_model,
 )
 
 PLANTED_INDUSTRY = {0: "Healthcare", 1: "Retail", 2: "Software"}
@@ -133,11 +131,6 @@ def test_fit_segments_searches_a_sample_and_refits_on_all_rows():
     assert adjusted_rand_score(truth, result.model.predict(X)) >= 0.9
 
 
-def test_stored_silhouette_is_the_separation_the_gate_reuses(fitted):
-    X, _, model = fitted
-    assert model.silhouette == pytest.approx(model.separation(X, model.predict(X)), abs=1e-12)
-    assert model.separation(X, np.zeros(len(X))) == -1.0
-
 
 def test_fit_segments_rejects_an_invalid_k_range():
     with pytest.raises(ValueError, match="k_range"):
@@ -149,10 +142,6 @@ def test_round_trip_through_json_predicts_identically(fitted, tmp_path):
     restored = SegmentModel.from_dict(json.loads(json.dumps(model.to_dict())))
     np.testing.assert_array_equal(restored.predict(X), model.predict(X))
     assert restored.silhouette == model.silhouette and restored.names == model.names
-    scorer = load_segment_scorer(save_segment_model(model, tmp_path / "segments"))
-    served = scorer.predict(X.assign(account_id="A1"))
-    np.testing.assert_array_equal(served["segment"].to_numpy(), model.predict(X))
-    assert served["segment_name"].iloc[0] == model.names[served["segment"].iloc[0]]
 
 
 def test_predict_handles_unseen_and_missing_categories(fitted):

@@ -8,7 +8,7 @@ import pytest
 from icpkit.config import TrainingConfig, TuningConfig
 from icpkit.errors import LeakageError
 from icpkit.models.fitting import fit_logistic, fit_platt, split_by_time, tune_lightgbm
-from icpkit.models.leakage import check_single_feature_leakage, single_feature_auc
+from icpkit.models.leakage import screen_features, single_feature_auc
 from icpkit.models.preprocessing import Preprocessor
 from icpkit.models.propensity import PropensityModel
 
@@ -85,7 +85,7 @@ def test_single_feature_auc_flags_a_leak_and_ignores_noise():
     assert single_feature_auc(X["stage_after"], y) == pytest.approx(1.0)
     assert single_feature_auc(X["noise"], y) < 0.6
     with pytest.raises(LeakageError, match="'stage_after'"):
-        check_single_feature_leakage(X, y, 0.95, "win")
+        screen_features(X, y, "win", 0.95, {c: c for c in X.columns})
     # An id-like column is not flagged: out-of-fold encoding cannot memorise it.
     ids = pd.Series([f"id{i}" for i in range(len(y))], dtype="str")
     assert single_feature_auc(ids, y) < 0.6

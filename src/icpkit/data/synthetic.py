@@ -93,12 +93,6 @@ ACTIVITY_TYPES = {"email_open": 0.4, "web_visit": 0.3, "meeting": 0.1, "webinar"
 NOISE_CATEGORIES = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
 
 #: The fit and behavioral attributes of an account (the columns the default config tags).
-ACCOUNT_ATTRIBUTES = (
-    "industry", "employees", "annual_revenue", "region", "funding_stage", "crm_platform",
-    "marketing_automation", "cloud_provider", "competitor_product", "digital_maturity",
-    "compliance_need", "hiring_growth_pct", "web_visits_30d", "email_clicks_30d", "intent_score",
-    "support_tickets_90d", "noise_numeric", "noise_category",
-)  # fmt: skip
 NOISE_ATTRIBUTES = ("noise_numeric", "noise_category")
 #: Behavioural attributes: in this world they do not change over time, so the generator says so
 #: in an ``account_history`` table (valid since before any lead) and training may use them for

@@ -43,7 +43,7 @@ from icpkit.icp.scorecard import AdditiveScorecard
 from icpkit.icp.scores import PercentileReference, capacity_cutoff
 from icpkit.icp.segments import SegmentResult, fit_segments, profile_segments
 from icpkit.icp.tier_table import check_monotone, tier_table, tier_trend
-from icpkit.icp.weights import attribute_weights, blend_weights, dimension_weights
+from icpkit.icp.weights import attribute_weights, blend_weights
 from icpkit.models import evaluation as ev
 from icpkit.models.preprocessing import Preprocessor
 

@@ -15,32 +15,6 @@ BOTTOM_TIER = "Weak"
 UNSCORED = "Unscored"
 
 
-def percentile_score(values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
-    """Turn expected values into a 0-100 fit score by their percentile among reference accounts.
-
-    ``score = 100 * (share of reference values strictly below + half the share equal)`` (mid-rank
-    empirical CDF). A fit score of 73 means the account's expected value beats 73% of the reference
-    accounts. Percentiles rather than calibrated values are used because tier cut-offs then mean fixed
-    shares of the book (a score >= 80 is the top 20% of the reference) and stay stable across retrains
-    even when the model's calibration shifts.
-
-    Args:
-        values: values to score; NaN in gives NaN out.
-        reference: the book the scores are relative to (NaN ignored); defaults to ``values``.
-
-    Raises:
-        ValueError: if the reference has no non-NaN value.
-    """
-    vals = np.asarray(values, dtype=float)
-    ref = vals if reference is None else np.asarray(reference, dtype=float)
-    ref = np.sort(ref[~np.isnan(ref)])
-    if ref.size == 0:
-        raise ValueError("percentile_score needs at least one non-NaN reference value")
-    below = np.searchsorted(ref, vals, side="left")
-    below_or_equal = np.searchsorted(ref, vals, side="right")
-    out = 100.0 * (below + below_or_equal) / (2.0 * ref.size)
-    return np.where(np.isnan(vals), np.nan, out)
-
 
 @dataclass
 class PercentileReference:

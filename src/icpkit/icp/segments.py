@@ -32,11 +32,9 @@ The fitted model is plain lists and dicts (:meth:`SegmentModel.to_dict`), and
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,7 +49,6 @@ from icpkit.models.preprocessing import Preprocessor, value_labels
 
 log = logging.getLogger(__name__)
 
-SEGMENT_FORMAT = "icpkit.SegmentModel/2"
 MAX_LEVELS = 10
 #: Weight of a one-hot indicator, so a category change moves a point by 1 (see module docstring).
 CATEGORY_WEIGHT = 1.0 / math.sqrt(2.0)
@@ -105,15 +102,6 @@ class SegmentModel:
         """Segment id (index of the nearest centre) for each row."""
         return _nearest(self.transform(X), np.asarray(self.centers, dtype=float))
 
-    def separation(self, X: pd.DataFrame, labels: np.ndarray) -> float:
-        """Silhouette of ``labels`` in this model's space on a seeded sample of ``X``'s rows.
-
-        The same rows for the same ``X`` and seed, so two partitions of the same accounts (this
-        model's and a champion's) are compared on equal terms; -1 when ``labels`` has one value.
-        """
-        Z = self.transform(X)
-        idx = _sample(len(Z), SILHOUETTE_ROWS, self.seed)
-        return _silhouette(Z[idx], np.asarray(labels)[idx], self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
@@ -464,46 +452,4 @@ def distinct_icps(
 # a registrable segment model (icp-segments)
 
 
-def save_segment_model(model: SegmentModel, directory: str | Path) -> Path:
-    """Save as a registrable icpkit model folder (``model.json``, no pickles).
 
-    Parameters
-    ----------
-    model : SegmentModel
-        The fitted model.
-    directory : str or Path
-        Created if needed.
-
-    Returns
-    -------
-    Path
-        ``directory``.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    spec = {"format": SEGMENT_FORMAT, "model": model.to_dict()}
-    (directory / "model.json").write_text(json.dumps(spec, indent=2, allow_nan=False))
-    return directory
-
-
-class SegmentScorer:
-    """Scores accounts with their segment id and name (the ``icp-segments`` pyfunc output)."""
-
-    def __init__(self, model: SegmentModel) -> None:
-        self.model = model
-
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``segment`` (int) and ``segment_name`` per row of ``frame`` (extra columns ignored)."""
-        seg = self.model.predict(frame)
-        names = np.asarray(self.model.names or [f"segment {i}" for i in range(self.model.k)], dtype=object)
-        return pd.DataFrame({"segment": seg.astype("int64"), "segment_name": names[seg]}, index=frame.index)
-
-
-def load_segment_scorer(directory: Path) -> SegmentScorer:
-    """The scorer of a folder written by :func:`save_segment_model`."""
-    spec = json.loads((Path(directory) / "model.json").read_text())
-    if spec.get("format") != SEGMENT_FORMAT:
-        raise ValueError(
-            f"{directory} holds format {spec.get('format')!r}; this icpkit reads {SEGMENT_FORMAT!r}"
-        )
-    return SegmentScorer(SegmentModel.from_dict(spec["model"]))

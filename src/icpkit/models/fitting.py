@@ -69,8 +69,6 @@ class Split:
 
 
 #: The historical name: a time split is the default kind of :class:`Split`.
-TimeSplit = Split
-
 
 def split_by_time(as_of: pd.Series, test_fraction: float, validation_fraction: float) -> Split:
     """Split rows by as-of time: the latest ``test_fraction`` is the untouched test period.

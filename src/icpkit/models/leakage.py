@@ -407,8 +407,3 @@ def add_permutation(
     return _with_suspects(updated)
 
 
-def check_single_feature_leakage(
-    X: pd.DataFrame, y: np.ndarray, threshold: float, outcome: str, seed: int = 0
-) -> dict[str, float]:
-    """Return every feature's single-feature AUC; raise :class:`LeakageError` above ``threshold``."""
-    return screen_features(X, y, outcome, threshold, seed=seed).single_feature_auc()

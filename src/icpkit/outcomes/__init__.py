@@ -47,10 +47,6 @@ class Outcome:
     label: Callable[[pd.DataFrame], pd.Series]
     description: str
 
-    @property
-    def registered_name(self) -> str:
-        return f"icp-{self.name}"
-
     def non_feature_columns(self) -> set[str]:
         """Contract columns of the table that are ids, times or labels, never features."""
         c = CONTRACT[self.table]

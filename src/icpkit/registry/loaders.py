@@ -25,7 +25,6 @@ Frame = pd.DataFrame
 LOADERS: dict[str, str] = {
     "icpkit.PropensityModel/2": "icpkit.scoring.served:load_outcome_scorer",
     "icpkit.ICPScorer/1": "icpkit.scoring.served:load_icp_scorer",
-    "icpkit.SegmentModel/2": "icpkit.icp.segments:load_segment_scorer",
 }
 
 
@@ -77,8 +76,3 @@ class PropensityScorer:
         return pd.DataFrame({f"{self.model.outcome}_propensity": proba}, index=frame.index)
 
 
-def load_propensity(model_dir: Path) -> PropensityScorer:
-    """Load a saved propensity model folder."""
-    from icpkit.models.propensity import PropensityModel
-
-    return PropensityScorer(PropensityModel.load(model_dir))
