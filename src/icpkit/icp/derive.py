@@ -35,13 +35,13 @@ from icpkit.config import Config
 from icpkit.data.crm import CRMData
 from icpkit.features import account_attributes_as_of, engagement_features
 from icpkit.icp.censoring import censoring_check, unlabelled_note
-from icpkit.icp.cohorts import cohort_traits, lifetime_value, value_cohorts
+from icpkit.icp.cohorts import cohort_traits, lifetime_value, value_cohorts, value_lift
 from icpkit.icp.evidence import attribute_evidence
 from icpkit.icp.model import FittedICP, Scorecard, Segmentation
 from icpkit.icp.negative import DriverRule, cap_share, consolidate_rules, count_matches, risk_drivers
 from icpkit.icp.scorecard import AdditiveScorecard
 from icpkit.icp.scores import PercentileReference, capacity_cutoff
-from icpkit.icp.segments import SegmentResult, fit_segments, profile_segments
+from icpkit.icp.segments import SegmentResult, distinct_icps, fit_segments, profile_segments
 from icpkit.icp.tier_table import check_monotone, tier_table, tier_trend
 from icpkit.icp.weights import attribute_weights, blend_weights
 from icpkit.models import evaluation as ev
@@ -441,6 +441,26 @@ def segments_step(
     return Segments(Segmentation(attributes, result.model), profile, result.reason, result.diagnostics())
 
 
+def segment_outcomes(
+    segments: Segments, book: pd.DataFrame, reports: dict[str, OutcomeReport], extract: pd.Timestamp, alpha: float
+) -> list[dict[str, Any]]:
+    """Each outcome's rate per segment (all labelled rows) and the segments proposed as their own ICP."""
+    if segments.segmentation is None or segments.profile is None:
+        return []
+    seg, _ = segments.segmentation.assign(book, extract)
+    of_account = pd.Series(seg, index=book["account_id"].to_numpy())
+    proposals = []
+    for name, r in reports.items():
+        lab = r.labelled
+        rows = of_account.reindex(lab.account_ids.to_numpy()).to_numpy()
+        y = pd.Series(lab.y.to_numpy(dtype=float))
+        known = ~pd.isna(rows)
+        rates = y[known].groupby(rows[known].astype(int)).mean()
+        segments.profile[f"{name}_rate"] = segments.profile["segment"].map(rates)
+        proposals += distinct_icps(segments.profile, {name: y[known].reset_index(drop=True)}, rows[known].astype(int), alpha)
+    return proposals
+
+
 # ---------------------------------------------------------------------------------------------
 # 8. tiers on the test periods
 
@@ -473,6 +493,28 @@ def tier_step(fitted: FittedICP, crm: CRMData, reports: dict[str, OutcomeReport]
         trends[name] = tier_trend(tiers, y)
         rate_cols.append(f"{name}_rate")
     return TierTable(table, trends, check_monotone(table, rate_cols, alpha=alpha))
+
+
+# ---------------------------------------------------------------------------------------------
+# winning values
+
+
+def winning_values(
+    crm: CRMData, reports: dict[str, OutcomeReport], outcomes: list[str], attributes: dict[str, AttributeSpec],
+    top: list[str],
+) -> dict[str, Any]:
+    """Rate and lift per value or range of the top ICP attributes, on the first fit outcome's test period."""
+    name = next((o for o in outcomes if o in reports), None)
+    if name is None or not top:
+        return {}
+    r = reports[name]
+    test = r.labelled.subset(r.split.test)
+    specs = {a: attributes[a] for a in top if a in attributes}
+    raw = account_attributes_as_of(crm, test.account_ids, test.as_of, list(specs))
+    X = prepare_attributes(raw, specs, test.as_of)
+    y = pd.Series(test.y.to_numpy(dtype=float))
+    by = {a: value_lift(X[specs[a].feature].reset_index(drop=True), y) for a in specs if specs[a].feature in X}
+    return {"outcome": name, "period": "its test period", "by_attribute": by}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -544,6 +586,10 @@ class ICPDerivation:
     refused: dict[str, str]
     #: Every account's raw attributes and engagement at the extract date (what was scored).
     book: pd.DataFrame
+    #: Segments proposed as separate ICPs (an outcome significantly better there).
+    distinct_icps: list[dict[str, Any]] = field(default_factory=list)
+    #: Rate and lift per value of the top ICP attributes (see :func:`winning_values`).
+    winning: dict[str, Any] = field(default_factory=dict)
 
 
 def derive_icp(
@@ -578,10 +624,12 @@ def derive_icp(
     fitted.validation = _validation(fit_validation, tiers, evidence)
     step("value cohorts")
     cohorts = cohorts_step(crm, book, icp_specs, fit, cfg.icp.significance_level)
+    proposals = segment_outcomes(segments, book, reports, extract, cfg.icp.significance_level)
+    winning = winning_values(crm, reports, evidence.with_signal, icp_specs, weights.icp_attributes[:6])
     refused = {k: v for r in training.reports.values() if r.dataset is not None for k, v in r.dataset.refused.items()}
     return ICPDerivation(
         fitted, scores, evidence, weights, fit_validation, engagement_validation, negative, segments, tiers,
-        cohorts, catalogue, refused, book,
+        cohorts, catalogue, refused, book, proposals, winning,
     )  # fmt: skip
 
 

@@ -28,11 +28,11 @@ from icpkit.icp.scorecard import AdditiveScorecard
 from icpkit.icp.scores import PercentileReference, apply_penalty, assign_tiers, quadrant
 from icpkit.icp.segments import SegmentModel
 from icpkit.models.preprocessing import Preprocessor
+from icpkit.serialization import MODEL_FILE, json_default
 
 log = logging.getLogger(__name__)
 
 FITTED_ICP_FORMAT = "icpkit.FittedICP/1"
-MODEL_FILE = "model.json"
 
 #: The columns :meth:`FittedICP.score` returns, in order.
 SCORE_COLUMNS = [
@@ -260,7 +260,7 @@ class FittedICP:
     def save(self, folder: str | Path) -> Path:
         """Write ``model.json`` into ``folder`` (replaced atomically); returns the folder."""
         with atomic_directory(folder) as tmp:
-            text = json.dumps(self.to_dict(), indent=1, allow_nan=False, default=_json_default)
+            text = json.dumps(self.to_dict(), indent=1, allow_nan=False, default=json_default)
             (tmp / MODEL_FILE).write_text(text + "\n", encoding="utf-8")
         return Path(folder)
 
@@ -269,7 +269,3 @@ class FittedICP:
         return cls.from_dict(json.loads((Path(folder) / MODEL_FILE).read_text(encoding="utf-8")))
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -12,7 +12,6 @@ import datetime as dt
 import math
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from icpkit.attributes import describe_roles
@@ -20,30 +19,11 @@ from icpkit.data.crm import CRMData
 from icpkit.icp.derive import EXCLUSION_MIN_LIFT, ICPDerivation
 from icpkit.icp.diff import profile_diff
 from icpkit.icp.scores import TIER_ORDER
+from icpkit.icp.weights import dimension_weights
+from icpkit.serialization import json_safe
 from icpkit.training import HIGH_ECE
 
 PROFILE_FORMAT = "icpkit.ICPProfile/2"
-
-
-def json_safe(o: Any) -> Any:
-    """A JSON-safe version of one value (NaN and inf become null, numpy scalars plain)."""
-    if o is None or o is pd.NA or o is pd.NaT:
-        return None
-    if isinstance(o, dict):
-        return {str(k): json_safe(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [json_safe(v) for v in o]
-    if isinstance(o, bool | np.bool_):
-        return bool(o)
-    if isinstance(o, int | np.integer):
-        return int(o)
-    if isinstance(o, float | np.floating):
-        return float(o) if np.isfinite(o) else None
-    if isinstance(o, str):
-        return o
-    if isinstance(o, pd.Timestamp | dt.date):
-        return str(o)
-    return str(o)
 
 
 def records(df: pd.DataFrame | None, limit: int | None = None) -> list[dict[str, Any]]:
@@ -191,6 +171,7 @@ def weights_section(d: ICPDerivation) -> dict[str, Any]:
             "attribute's share within its role"
         ),
         "icp": records(w.icp[[c for c in cols if c in w.icp.columns]]),
+        "icp_by_dimension": records(dimension_weights(w.icp)) if len(w.icp) else [],
         "offer_levers": records(w.offer[[c for c in cols if c in w.offer.columns]]),
         "sales_org": records(w.sales_org[[c for c in cols if c in w.sales_org.columns]]),
         "engagement": records(w.engagement[[c for c in cols if c in w.engagement.columns]]),
@@ -240,6 +221,7 @@ def segments_section(d: ICPDerivation, sufficient: bool) -> dict[str, Any]:
             "attributes": list(s.segmentation.attributes),
             "profiles": records(s.profile),
             "selection": json_safe(s.diagnostics),
+            "distinct_icps": json_safe(d.distinct_icps),
         }
     elif s.segmentation is not None:
         out["note"] = "not proposed: insufficient evidence for an ICP"
@@ -342,6 +324,11 @@ def build_profile(
             "statements": tier_statements(d),
             "validated": bool(fitted.validation.get("tiers_validated", False)),
         },
+        "winning_values": {
+            "outcome": d.winning.get("outcome"),
+            "period": d.winning.get("period"),
+            "by_attribute": {a: records(t) for a, t in d.winning.get("by_attribute", {}).items()},
+        } if sufficient and d.winning else {},
         "negative_icp": negative_section(d, sufficient),
         "segments": segments_section(d, sufficient),
         "cohorts": cohorts_section(d, sufficient),

@@ -17,12 +17,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from icpkit.icp.diff import diff_text
+from icpkit.models.evaluation import new_figure
 
 TEMPLATES = Path(__file__).with_name("templates")
-
-
-def _figure(size: tuple[float, float]) -> Figure:
-    return Figure(figsize=size, layout="constrained")
 
 
 def _num(v: Any) -> str:
@@ -49,6 +46,7 @@ def render_markdown(profile: dict[str, Any]) -> str:
     return env.get_template("profile.md.j2").render(
         p=profile, pct=_pct, num=_num, rate_outcomes=rates, top_points=top.to_dict(orient="records"),
         changes_text=diff_text(profile["changes"]),
+        segment_rates=[c for c in (profile["segments"].get("profiles") or [{}])[0] if c.endswith("_rate")],
     )  # fmt: skip
 
 
@@ -58,7 +56,7 @@ def render_markdown(profile: dict[str, Any]) -> str:
 
 def plot_tiers(tiers: list[dict[str, Any]], title: str) -> Figure:
     """Tier sizes (bars, share of the book) with each outcome's measured test-period rate."""
-    fig = _figure((7.5, 3.8))
+    fig = new_figure((7.5, 3.8))
     ax = fig.add_subplot()
     names = [t["tier"] for t in tiers]
     x = np.arange(len(names))
@@ -79,7 +77,7 @@ def plot_tiers(tiers: list[dict[str, Any]], title: str) -> Figure:
 
 def plot_attribute_weights(weights: pd.DataFrame) -> Figure:
     d = weights.sort_values("share_of_role").tail(15)
-    fig = _figure((7, 1.2 + 0.32 * max(len(d), 1)))
+    fig = new_figure((7, 1.2 + 0.32 * max(len(d), 1)))
     ax = fig.add_subplot()
     ax.barh([f"{a} ({dim})" for a, dim in zip(d["attribute"], d["dimension"], strict=True)], d["share_of_role"])
     ax.set_xlabel("share of the ICP weight (%)")
@@ -89,7 +87,7 @@ def plot_attribute_weights(weights: pd.DataFrame) -> Figure:
 
 def plot_drivers(drivers: pd.DataFrame, n: int = 12) -> Figure:
     d = drivers.head(n).iloc[::-1]
-    fig = _figure((7, 1.5 + 0.35 * max(len(d), 1)))
+    fig = new_figure((7, 1.5 + 0.35 * max(len(d), 1)))
     ax = fig.add_subplot()
     if len(d):
         labels = [
@@ -111,7 +109,7 @@ def plot_drivers(drivers: pd.DataFrame, n: int = 12) -> Figure:
 
 def plot_segments(profile: pd.DataFrame) -> Figure:
     p = profile.iloc[::-1]
-    fig = _figure((8, 1.5 + 0.45 * len(p)))
+    fig = new_figure((8, 1.5 + 0.45 * len(p)))
     ax = fig.add_subplot()
     labels = [f"#{s} {n}" for s, n in zip(p["segment"], p["name"], strict=True)]
     ax.barh(labels, p["share"].astype(float))

@@ -409,7 +409,7 @@ def calibration_table(y_true: ArrayLike, p: ArrayLike, n_bins: int = 10) -> pd.D
 # ---------------------------------------------------------------------------------------------- plots
 
 
-def _figure(figsize: tuple[float, float]) -> Figure:
+def new_figure(figsize: tuple[float, float]) -> Figure:
     """A figure that is not registered with pyplot (nothing to close, nothing leaked)."""
     return Figure(figsize=figsize, layout="constrained")
 
@@ -424,7 +424,7 @@ def plot_roc(y_true: ArrayLike, p: ArrayLike, title: str, label: str = "model") 
     With a single class the curve is undefined: only the diagonal is drawn (and a warning logged).
     """
     y, q = _check(y_true, p)
-    fig = _figure((6, 5.5))
+    fig = new_figure((6, 5.5))
     ax = fig.add_subplot()
     if _one_class(y):
         log.warning("plot_roc: only one class in y_true, ROC curve undefined")
@@ -444,7 +444,7 @@ def plot_calibration(y_true: ArrayLike, p: ArrayLike, title: str, n_bins: int = 
     diagonal) over a histogram of the predicted probabilities."""
     y, q = _check(y_true, p)
     table = calibration_table(y, q, n_bins=n_bins)
-    fig = _figure((6, 7))
+    fig = new_figure((6, 7))
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     _diagonal(top, "perfectly calibrated")
     yerr = np.vstack(
@@ -473,7 +473,7 @@ def plot_gains(y_true: ArrayLike, p: ArrayLike, title: str) -> Figure:
     """Cumulative gains curve (share of positives captured vs share of rows contacted, rows
     ranked by ``p`` descending) with the random-targeting baseline."""
     y, q = _check(y_true, p)
-    fig = _figure((6, 5.5))
+    fig = new_figure((6, 5.5))
     ax = fig.add_subplot()
     total = y.sum()
     if total == 0:

@@ -20,8 +20,8 @@ import pandas as pd
 from scipy.special import expit
 
 from icpkit.models.preprocessing import Preprocessor
+from icpkit.serialization import MODEL_FILE, json_default
 
-MODEL_FILE = "model.json"
 BOOSTER_FILE = "booster.txt"
 FORMAT = "icpkit.PropensityModel/2"
 
@@ -104,7 +104,7 @@ class PropensityModel:
         else:
             spec["coef"] = self.coef
             spec["intercept"] = self.intercept
-        (directory / MODEL_FILE).write_text(json.dumps(spec, indent=1, default=_json_default))
+        (directory / MODEL_FILE).write_text(json.dumps(spec, indent=1, default=json_default))
         return directory
 
     @classmethod
@@ -131,9 +131,3 @@ class PropensityModel:
         return model
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer | np.floating):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o)}")

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-MODEL_FILE = "model.json"
+from icpkit.serialization import MODEL_FILE
+
 #: The frame type scorers take and return (re-exported for the pyfunc code file's type hints).
 Frame = pd.DataFrame
 

@@ -32,6 +32,7 @@ from mlflow.exceptions import MlflowException
 
 from icpkit.registry.store import client_for, sqlite_db_path
 from icpkit.secrets import mask_any, mask_secrets
+from icpkit.serialization import json_default
 
 log = logging.getLogger(__name__)
 
@@ -146,13 +147,6 @@ def _as_metric_value(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
-def _json_default(o: Any) -> Any:
-    for method in ("item", "tolist"):
-        fn = getattr(o, method, None)
-        if callable(fn):
-            with contextlib.suppress(Exception):
-                return fn()
-    return str(o)
 
 
 def _dataset_entity(name: str, frame: pd.DataFrame, digest: str, source: str) -> Dataset:
@@ -405,7 +399,7 @@ class Tracker:
 
     def log_dict(self, obj: Any, path: str, run_id: str | None = None) -> None:
         """Log a JSON artifact; strings are masked, numpy values become plain numbers."""
-        text = json.dumps(mask_any(json.loads(json.dumps(obj, default=_json_default))), indent=1)
+        text = json.dumps(mask_any(json.loads(json.dumps(obj, default=json_default))), indent=1)
         self.client.log_text(self._target(run_id), text, path)
 
     def log_table(self, df: pd.DataFrame, path: str, run_id: str | None = None, index: bool = False) -> None:
