@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         recover_interrupted,
         resolve_tracking_uri,
     )
-    from icpkit.workflow import train_and_profile, write_outputs
+    from icpkit.secrets import mask_secrets
+    from icpkit.workflow import point_latest, train_and_profile, write_outputs
 
     uri = resolve_tracking_uri(cfg.tracking.tracking_uri, environ(), PROJECT_ROOT)
     # Before minutes of training: the store answers, a killed publish is undone, datasets don't mix.
@@ -76,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         names = [f"{prefix}-{o}" for o in [*cfg.training.outcomes, "scorer"]]
         key = dataset_key(cfg.data.source, {t: tc.source for t, tc in cfg.data.tables.items()})
         check_dataset(uri, names, key, allow_change=cfg.tracking.allow_dataset_change)
-    tracker = Tracker(uri, cfg.tracking.experiment, artifact_root=PROJECT_ROOT / "mlruns")
+    # A SQLite store keeps its artifacts beside its database (the default store: mlruns/); a
+    # tracking server decides where its artifacts go.
+    tracker = Tracker(uri, cfg.tracking.experiment)
     previous = tracker.previous_training_json("icp/icp_profile.json")
     with console.status("training…") as status:
         run = train_and_profile(crm, cfg, previous, on_progress=lambda msg: status.update(f"{msg} …"))
@@ -85,17 +88,20 @@ def main(argv: list[str] | None = None) -> int:
             console.print("[red]nothing trained[/]: every outcome was skipped (reasons above)", highlight=False)
             return NOTHING_TRAINED
         status.update("writing the ICP …")
-        folder = write_outputs(run, args.outputs)
+        folder = write_outputs(run, args.outputs, latest=False)
         status.update("logging to MLflow and registering …")
         from icpkit.registry.publish import publish
 
         published = publish(run, tracker, folder)
+        if folder is not None:  # only a published run becomes <experiment>/latest
+            point_latest(folder)
 
     _print_summary(run, published)
     if run.icp is not None:
         _print_icp(run, folder, published)
+    shown = mask_secrets(uri)
     console.print(
-        f"MLflow run {published.run_id} in {uri} — browse with: mlflow ui --backend-store-uri {uri}\n"
+        f"MLflow run {published.run_id} in {shown} — browse with: mlflow ui --backend-store-uri {shown}\n"
         f"finished in {time.perf_counter() - started:.0f}s",
         highlight=False,
     )

@@ -100,14 +100,25 @@ def train_and_profile(
     return TrainedRun(crm, cfg, training, icp, dataset, version, started, timings)
 
 
-def write_outputs(run: TrainedRun, root: Path) -> Path | None:
-    """Write the ICP folder to ``root/<experiment>/<date>/icp`` and point ``root/<experiment>/latest`` at it."""
+def write_outputs(run: TrainedRun, root: Path, *, latest: bool = True) -> Path | None:
+    """Write the ICP folder to ``root/<experiment>/<date>/icp``; ``latest`` moves ``<experiment>/latest``.
+
+    The pipeline passes ``latest=False`` and calls :func:`point_latest` only after the run is
+    published, so a crash while publishing leaves ``latest`` on the previous complete run.
+    """
     if run.icp is None:
         return None
     folder = root / run.config.tracking.experiment / f"{run.started_at:%Y-%m-%d_%H%M%S}"
     run.icp.write(folder / "icp")
+    if latest:
+        point_latest(folder / "icp")
+    return folder / "icp"
+
+
+def point_latest(icp_folder: Path) -> None:
+    """Point ``<experiment>/latest`` at the run folder holding ``icp_folder`` (atomically)."""
+    folder = icp_folder.parent
     latest = folder.parent / "latest"
     tmp = folder.parent / f".latest-{time.time_ns()}"
     tmp.symlink_to(folder.name, target_is_directory=True)
     tmp.replace(latest)  # atomic: the pointer moves only once the new folder is complete
-    return folder / "icp"

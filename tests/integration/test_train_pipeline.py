@@ -120,7 +120,7 @@ def _cli(tmp_path, config_text, *args):
         [sys.executable, "-m", "pipelines.train", "--config", str(config), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
         env={"PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
-             "OMP_NUM_THREADS": "1"},
+             "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},  # this checkout's code
     )  # fmt: skip
 
 

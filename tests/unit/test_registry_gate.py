@@ -120,6 +120,21 @@ def test_a_champion_that_cannot_score_the_new_rows_leaves_one_line_and_a_challen
     assert champion_version(tracking_uri, "icp-win") == "3"
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        "Model is missing inputs ['seats', 'signup_date']. Note that there were extra inputs: ['x']",
+        "table 'opportunities': missing required input columns seats, signup_date (the model was trained "
+        "with them); the input has: opportunity_id, account_id, created_at, amount, product, industry",
+    ],
+)
+def test_why_a_champion_cannot_score_is_one_short_line_naming_the_columns(error):
+    from icpkit.registry.gate import _cannot_score_line
+
+    line = _cannot_score_line("icp-win", "4", ValueError(error))
+    assert line == "champion v4 of icp-win cannot score this holdout: missing input seats, signup_date"
+
+
 def test_no_alias_moves_until_every_version_exists_and_failures_roll_back(
     tracking_uri, data, models, monkeypatch
 ):
@@ -231,6 +246,19 @@ def test_runs_of_dead_processes_are_marked_failed(tracking_uri):
     run = client.get_run(dead)
     assert run.info.status == "FAILED" and "ended before the run finished" in run.data.tags["icpkit.failure"]
     assert recover_interrupted(tracking_uri, "no-such-experiment") == []
+
+
+def test_outcome_runs_carry_the_process_so_a_killed_training_fails_them_too(tracking_uri):
+    client = client_for(tracking_uri)
+    tracker = Tracker(tracking_uri, "icpkit-test")
+    with tracker.start_training("killed") as parent, tracker.start_outcome("win") as child:
+        tags, parent_tags = client.get_run(child).data.tags, client.get_run(parent).data.tags
+        client.set_tag(parent, "icpkit.pid", str(_dead_pid()))
+        client.set_tag(child, "icpkit.pid", str(_dead_pid()))
+        notes = recover_interrupted(tracking_uri, "icpkit-test")
+        assert [client.get_run(r).info.status for r in (parent, child)] == ["FAILED", "FAILED"]
+    assert tags["icpkit.pid"] == str(os.getpid()) and tags["icpkit.host"] == parent_tags["icpkit.host"]
+    assert len(notes) == 2 and any("(win)" in note for note in notes)
 
 
 def test_a_tampered_champion_stops_the_publish(tracking_uri, data, models):

@@ -225,6 +225,8 @@ class SQLReader(Reader):
         db = self.engine.url.database
         # SQLite and DuckDB silently create a missing file on connect; a typo must not read as empty.
         if self.engine.url.get_backend_name() in ("sqlite", "duckdb") and db and db != ":memory:":
+            if db.startswith("file:") and self.engine.url.query.get("uri") == "true":
+                db = db.removeprefix("file:").split("?", 1)[0]  # SQLite's URI form: file:path?mode=ro
             if not Path(db).is_file():
                 raise _fail(f"database file not found: {db} (from data.source {self.url})")
         try:

@@ -272,9 +272,13 @@ def _cannot_score_line(name: str, version: str, exc: BaseException) -> str:
     """One line saying why a champion could not score the new holdout."""
     text = str(exc)
     missing = re.search(r"missing (?:inputs|from the input):?\s*\[([^\]]*)\]", text)
+    # The served models' own check (icpkit.scoring.inputs): "... missing required input column(s) a, b (the ...".
+    served = re.search(r"missing required input columns? (.+?) \(the model was trained", text)
     if missing:
         cols = ", ".join(c.strip(" '\"") for c in missing.group(1).split(",") if c.strip())
         why = f"missing input {cols}"
+    elif served:
+        why = f"missing input {served.group(1)}"
     else:
         why = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
     return mask_secrets(f"champion v{version} of {name} cannot score this holdout: {why}")

@@ -289,7 +289,9 @@ class Tracker:
         parent = self.parent_run_id
         if parent is None:
             raise RuntimeError("start_outcome() needs an open start_training() run")
-        all_tags = {PARENT_RUN_TAG: parent, OUTCOME_TAG: outcome, RUN_KIND_TAG: "outcome", **(tags or {})}
+        # The process tags let the next start fail this run too when the process is killed.
+        process = {PID_TAG: os.getpid(), HOST_TAG: socket.gethostname()}
+        all_tags = {PARENT_RUN_TAG: parent, OUTCOME_TAG: outcome, RUN_KIND_TAG: "outcome", **process, **(tags or {})}
         with self._run(outcome, all_tags, params) as run_id:
             yield run_id
 
