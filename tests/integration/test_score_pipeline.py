@@ -20,7 +20,7 @@ def scored(trained, tmp_path_factory):
     cfg, _, run, _, _ = trained
     folder = tmp_path_factory.mktemp("score")
     config = folder / "config.yaml"
-    config.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True)))
+    config.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True), sort_keys=False))
     code = score_cli.main(["--config", str(config), "--output", str(folder / "out")])
     assert code == 0
     out = folder / "out" / str(EXTRACT)
