@@ -1,4 +1,4 @@
-"""Benchmark: does the ICP recover what the synthetic CRM planted, and stay silent on noise?
+"""Benchmark: whether the ICP recovers what the synthetic CRM planted, and stays silent on noise.
 
 Run by hand (not a test):  .venv/bin/python -m benchmarks.icp_recovery [--accounts 20000]
 

@@ -1,4 +1,4 @@
-"""Benchmark: do the four propensity models reach the oracle on the synthetic CRM, and how fast?
+"""Benchmark: whether the four propensity models reach the oracle on the synthetic CRM, and how fast.
 
 Run by hand (not a test):  .venv/bin/python -m benchmarks.propensity_quality [--accounts 20000]
 

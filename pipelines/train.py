@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _print_summary(run, published)
     if run.icp is not None:
-        _print_icp(run, folder, published)
+        _print_icp(run, folder)
     shown = mask_secrets(uri)
     console.print(
         f"MLflow run {published.run_id} in {shown} — browse with: mlflow ui --backend-store-uri {shown}\n"
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _print_icp(run, folder, published) -> None:  # noqa: ANN001 - pipeline objects, printed only
+def _print_icp(run, folder) -> None:  # noqa: ANN001 - pipeline objects, printed only
     p = run.icp.profile
     ev = p["evidence"]
     colour = "green" if ev["status"] == "sufficient" else "yellow"

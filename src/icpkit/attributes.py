@@ -91,13 +91,16 @@ class AttributeSpec:
 
     @property
     def is_feature(self) -> bool:
+        """Whether the attribute feeds the models (identifiers never do)."""
         return self.role != "identifier"
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as a JSON-ready dict."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> AttributeSpec:
+        """Rebuild a spec from :meth:`to_dict` output."""
         return cls(**d)
 
 

@@ -190,6 +190,7 @@ class DataConfig(_Strict):
         return {**_default_tables(), **v}
 
     def is_sql(self) -> bool:
+        """Whether ``source`` is a database URL (it contains ``://``) rather than a folder."""
         return "://" in self.source
 
 
@@ -226,6 +227,7 @@ class AttributesConfig(_Strict):
         return self
 
     def dimension_of(self, column: str) -> str:
+        """The ICP dimension ``column`` is tagged with, or ``"other"``."""
         for dim, cols in self.dimensions.items():
             if column in cols:
                 return dim
@@ -293,6 +295,8 @@ class TuningConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
+    """Which outcomes to train and how: split, sample minimums, tuning, threads, bootstrap."""
+
     outcomes: list[OutcomeName] = Field(default_factory=lambda: list(ALL_OUTCOMES))
     #: ``time``: train < validation < test by as-of time. ``random``: for exports without dates;
     #: stratified, seeded and grouped by account (the test period is then not later than training).
@@ -336,6 +340,8 @@ class TrackingConfig(_Strict):
 
 
 class TiersConfig(_Strict):
+    """How fit scores become tiers: score cutoffs, or a sales capacity."""
+
     #: Lower bounds of Perfect, Strong, Moderate (Weak is what is left).
     cutoffs: dict[str, float] = Field(
         default_factory=lambda: {"Perfect": 80.0, "Strong": 60.0, "Moderate": 40.0}

@@ -42,7 +42,9 @@ Catalogue = dict[str, dict[str, AttributeSpec]]
 
 def attribute_catalogue(crm: CRMData, cfg: Config) -> Catalogue:
     """Role, kind and dimension of every attribute of every table (see :mod:`icpkit.attributes`)."""
-    catalogue: Catalogue = {"accounts": infer_table_attributes("accounts", crm["accounts"], ["account_id"], cfg.attributes)}
+    catalogue: Catalogue = {
+        "accounts": infer_table_attributes("accounts", crm["accounts"], ["account_id"], cfg.attributes)
+    }
     if crm.has(HISTORY_TABLE):
         catalogue[HISTORY_TABLE] = infer_table_attributes(
             HISTORY_TABLE, crm[HISTORY_TABLE], ["account_id", HISTORY_TIME], cfg.attributes
@@ -136,8 +138,11 @@ def activity_source(feature: str) -> str:
 def history_as_of(
     history: pd.DataFrame, account_ids: pd.Series, as_of: pd.Series, columns: list[str]
 ) -> pd.DataFrame:
-    """Each row's account attributes from ``account_history`` as of its time (latest ``valid_from``
-    at or before it); rows before an account's first record get missing values."""
+    """Each row's account attributes from ``account_history`` as of its time.
+
+    The latest ``valid_from`` at or before the row's time wins; rows before an account's first
+    record get missing values.
+    """
     # One resolution on both sides (merge_asof refuses datetime64[s] against datetime64[ns]).
     times = pd.to_datetime(pd.Series(as_of)).to_numpy().astype("datetime64[ns]")
     left = pd.DataFrame({"account_id": pd.Series(account_ids).to_numpy(), "_t": times})
@@ -191,6 +196,7 @@ class FeatureSpec:
 
     @property
     def engagement(self) -> list[str]:
+        """The engagement (activity count) columns, one per window and activity type."""
         return engagement_columns(self.windows_days, self.activity_types) if self.windows_days else []
 
     @property
@@ -201,6 +207,7 @@ class FeatureSpec:
 
     @property
     def source_dimension(self) -> dict[str, str]:
+        """Business attribute -> ICP dimension (activity counts are behavioral)."""
         out = {s.name: s.dimension for s in [*self.entity.values(), *self.account.values()]}
         return out | {activity_source(c): "behavioral" for c in self.engagement}
 
@@ -236,6 +243,7 @@ class FeatureSpec:
         return X
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as a JSON-ready dict."""
         d = {k: v for k, v in self.__dict__.items() if k not in ("entity", "account")}
         d["entity"] = [s.to_dict() for s in self.entity.values()]
         d["account"] = [s.to_dict() for s in self.account.values()]
@@ -243,6 +251,7 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FeatureSpec:
+        """Rebuild a spec from :meth:`to_dict` output."""
         d = dict(d)
         d["entity"] = {s["name"]: AttributeSpec.from_dict(s) for s in d["entity"]}
         d["account"] = {s["name"]: AttributeSpec.from_dict(s) for s in d["account"]}
@@ -264,25 +273,31 @@ class OutcomeDataset:
 
     @property
     def feature_source(self) -> dict[str, str]:
+        """Feature column -> the business attribute it came from (itself without a spec)."""
         return self.spec.feature_source if self.spec else {c: c for c in self.X.columns}
 
     @property
     def source_dimension(self) -> dict[str, str]:
+        """Business attribute -> ICP dimension (empty without a spec)."""
         return self.spec.source_dimension if self.spec else {}
 
     @property
     def source_role(self) -> dict[str, str]:
+        """Business attribute -> role (empty without a spec)."""
         return self.spec.source_role if self.spec else {}
 
     @property
     def refused(self) -> dict[str, str]:
+        """Columns refused as features, with the reason (empty without a spec)."""
         return self.spec.refused if self.spec else {}
 
     @property
     def labelled(self) -> pd.Series:
+        """Mask of the rows whose outcome is known."""
         return self.y.notna()
 
     def subset(self, mask: np.ndarray | pd.Series) -> OutcomeDataset:
+        """The rows under a boolean ``mask``, re-indexed from 0, with the same spec."""
         mask = np.asarray(mask, dtype=bool)
         return OutcomeDataset(
             outcome=self.outcome,
@@ -305,7 +320,9 @@ def _choose_attributes(
     account_specs = {**catalogue["accounts"], **catalogue.get(HISTORY_TABLE, {})}
     for spec in account_specs.values():
         if spec.name in entity:
-            refused[f"accounts.{spec.name}"] = f"{outcome.table} has a column of the same name; its value (as of the row) is used"
+            refused[f"accounts.{spec.name}"] = (
+                f"{outcome.table} has a column of the same name; its value (as of the row) is used"
+            )
         else:
             account[spec.name] = spec
     for group in (entity, account):
@@ -346,8 +363,10 @@ def outcome_feature_spec(crm: CRMData, outcome: Outcome, catalogue: Catalogue, c
 
 
 def raw_rows(crm: CRMData, spec: FeatureSpec) -> pd.DataFrame:
-    """The outcome table's rows with their account's attributes (as of each row) and engagement:
-    exactly the raw input a registered outcome model takes."""
+    """The outcome table's rows with their account's attributes (as of each row) and engagement.
+
+    This is exactly the raw input a registered outcome model takes.
+    """
     table = crm[spec.table].reset_index(drop=True)
     as_of = table[spec.as_of_column]
     snapshot = [c for c in spec.account if c not in spec.history_columns]
@@ -396,9 +415,12 @@ def account_attributes_as_of(
     snapshot_max_age_days: int | None = None,
     snapshot_columns: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Raw account attribute ``columns`` for each (account, time): ``account_history`` columns as
-    of the time, the others from the accounts snapshot — masked for rows older than
-    ``snapshot_max_age_days`` before the extract date when listed in ``snapshot_columns``."""
+    """Raw account attribute ``columns`` for each (account, time).
+
+    ``account_history`` columns are read as of the time, the others from the accounts snapshot —
+    masked for rows older than ``snapshot_max_age_days`` before the extract date when listed in
+    ``snapshot_columns``.
+    """
     ids = pd.Series(account_ids).reset_index(drop=True)
     times = pd.Series(as_of, index=ids.index) if not isinstance(as_of, pd.Series) else as_of.reset_index(drop=True)
     history = [c for c in columns if crm.has(HISTORY_TABLE) and c in crm[HISTORY_TABLE].columns]

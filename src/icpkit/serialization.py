@@ -17,8 +17,11 @@ MODEL_FILE = "model.json"
 
 
 def json_safe(o: Any) -> Any:
-    """A JSON-safe copy of ``o``: NaN, inf and missing become ``None``, numpy values plain Python,
-    dates ISO text, tuples lists; dicts and lists are walked."""
+    """A JSON-safe copy of ``o``.
+
+    NaN, inf and missing become ``None``, numpy values plain Python, dates ISO text, tuples lists;
+    dicts and lists are walked.
+    """
     if o is None or o is pd.NA or o is pd.NaT:
         return None
     if isinstance(o, dict):

@@ -85,6 +85,7 @@ class OutcomeReport:
 
     @property
     def labelled(self) -> OutcomeDataset:
+        """The rows whose outcome is known."""
         assert self.dataset is not None
         return self.dataset.subset(self.dataset.labelled)
 
@@ -97,16 +98,20 @@ class OutcomeReport:
 
 @dataclass
 class TrainingResult:
+    """Every configured outcome's report (trained or skipped) and the attribute catalogue."""
+
     reports: dict[str, OutcomeReport]
     #: Every attribute's role and kind, as the features were built.
     catalogue: Catalogue = field(default_factory=dict)
 
     @property
     def trained(self) -> dict[str, OutcomeReport]:
+        """The reports of the outcomes that trained."""
         return {k: r for k, r in self.reports.items() if r.status == "trained"}
 
     @property
     def skipped(self) -> dict[str, OutcomeReport]:
+        """The reports of the outcomes that were skipped."""
         return {k: r for k, r in self.reports.items() if r.status == "skipped"}
 
     def signal_p_values(self) -> dict[str, float]:
@@ -127,7 +132,7 @@ class TrainingResult:
         return dict(zip(raw, (float(a) for a in adjusted), strict=True))
 
 
-def _check_minimum(outcome: str, n_labelled: int, n_pos: int, cfg: Config) -> None:
+def _check_minimum(n_labelled: int, n_pos: int, cfg: Config) -> None:
     t = cfg.training
     n_neg = n_labelled - n_pos
     if n_labelled < t.min_rows:
@@ -196,7 +201,7 @@ def _fit_outcome(
         n_positive=int(y_all.sum()),
         dataset=dataset,
     )
-    _check_minimum(outcome, len(y_all), int(y_all.sum()), cfg)
+    _check_minimum(len(y_all), int(y_all.sum()), cfg)
     split = _split(labelled, y_all, cfg)
     report.split = split
     for part, mask in (("train", split.train), ("validation", split.validation), ("test", split.test)):

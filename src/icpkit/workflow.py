@@ -55,6 +55,7 @@ def dataset_name(cfg: Config) -> str:
 
 
 def config_hash(cfg: Config) -> str:
+    """A short SHA-256 of the whole config (as JSON with sorted keys)."""
     return hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -1,5 +1,7 @@
-"""One small synthetic CRM trained, profiled and published once per test session, shared by the
-end-to-end tests (the only full training of a test run; everything else is unit-sized)."""
+"""One small synthetic CRM trained, profiled and published once per test session.
+
+It is shared by the end-to-end tests: the only full training of a test run; everything else is unit-sized.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Each real-data example config loads its export, trains the outcomes it is meant to train and
-says what the README says it says (on a smaller tuning budget than the documented run).
+"""Each real-data example trains the outcomes it is meant to and says what the README says.
+
+Each config loads its export and runs on a smaller tuning budget than the documented run.
 
 The exports are real (or third-party) data the project was not tuned to: RavenStack (subscription
 churn and upgrades independent of every recorded attribute: no signal), IBM Telco (renewal

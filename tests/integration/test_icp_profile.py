@@ -1,5 +1,7 @@
-"""The ICP profile of the session's training: written whole and atomically, readable, versioned;
-and on shuffled labels an ICP that names nothing and is never champion."""
+"""The ICP profile of the session's training: written whole and atomically, readable, versioned.
+
+On shuffled labels, an ICP that names nothing and is never champion.
+"""
 
 from __future__ import annotations
 

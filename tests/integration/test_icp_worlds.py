@@ -1,5 +1,8 @@
-"""The ICP on a hand-made world shaped unlike the built-in generator (see tests/worlds.py), and on
-the same world with its labels shuffled: each claim of the profile is checked against the truth."""
+"""The ICP on a hand-made world shaped unlike the built-in generator (see tests/worlds.py).
+
+On that world and on the same world with its labels shuffled, each claim of the profile is checked
+against the truth.
+"""
 
 from __future__ import annotations
 
@@ -103,8 +106,8 @@ def test_every_claim_about_tiers_is_tested_on_test_periods(world):
     assert validation["win"]["beats_chance"]
     # one computed sentence per fit outcome, naming the trend test
     assert len(p["tiers"]["statements"]) == 2 and all("trend test" in s for s in p["tiers"]["statements"])
-    assert p["tiers"]["validated"] == all(v["beats_chance"] for v in validation.values()) and p["tiers"]["validated"] == (
-        run.icp.fitted.validation["tiers_validated"]
+    assert p["tiers"]["validated"] == all(v["beats_chance"] for v in validation.values()) and (
+        p["tiers"]["validated"] == run.icp.fitted.validation["tiers_validated"]
     )
 
 

@@ -263,7 +263,8 @@ def test_a_tampered_code_file_is_refused_by_load_verified_and_by_the_score_comma
         with pytest.raises(ModelIntegrityError, match="pyfunc_model.py does not match"):
             load_verified(world.uri, f"models:/icp-win/{version}")
         proc = subprocess.run(
-            [sys.executable, "-m", "pipelines.score", "--config", str(world.config), "--output", str(tmp_path / "scores")],
+            [sys.executable, "-m", "pipelines.score", "--config", str(world.config),
+             "--output", str(tmp_path / "scores")],
             cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=300,
         )  # fmt: skip
     finally:

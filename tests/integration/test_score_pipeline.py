@@ -1,5 +1,8 @@
-"""``python -m pipelines.score`` on the session's trained synthetic CRM: open leads, open
-opportunities and due renewals scored with the registered champions equal the in-memory models."""
+"""``python -m pipelines.score`` on the session's trained synthetic CRM.
+
+Open leads, open opportunities and due renewals scored with the registered champions equal the
+in-memory models.
+"""
 
 from __future__ import annotations
 

@@ -37,7 +37,8 @@ def test_all_outcomes_and_the_scorer_are_registered_with_runs_a_person_can_brows
     assert len(children) == 4
     win = next(r for r in children if r.data.params.get("outcome") == "win")
     plots = {a.path for a in client.list_artifacts(win.info.run_id, "plots")}
-    assert {"plots/roc.png", "plots/calibration.png", "plots/shap_beeswarm.png", "plots/shap_waterfall_example.png"} <= plots
+    expected = {"plots/roc.png", "plots/calibration.png", "plots/shap_beeswarm.png", "plots/shap_waterfall_example.png"}
+    assert expected <= plots
     version = client.get_model_version("icp-win", published.registrations["win"].version)
     assert version.description and "test AUC" in version.description
 
@@ -64,7 +65,8 @@ def test_the_registered_scorer_reproduces_training_in_a_fresh_process(trained, t
         "os.environ['MLFLOW_ALLOW_PICKLE_DESERIALIZATION'] = 'false'\n"
         "from icpkit.registry import load_verified\n"
         f"m = load_verified({cfg.tracking.tracking_uri!r}, 'models:/icp-scorer@champion')\n"
-        f"m.predict(pd.read_parquet({str(tmp_path / 'book.parquet')!r})).to_csv({str(tmp_path / 'out.csv')!r}, index=False)\n"
+        f"m.predict(pd.read_parquet({str(tmp_path / 'book.parquet')!r}))"
+        f".to_csv({str(tmp_path / 'out.csv')!r}, index=False)\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

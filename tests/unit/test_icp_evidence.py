@@ -16,7 +16,8 @@ def _fit(X: pd.DataFrame, y: np.ndarray):
     enc = Preprocessor().fit(X)
     E = enc.transform(X)
     training = TrainingConfig(tuning={"n_trials": 1, "timeout_seconds": 600}, max_boost_rounds=80, num_threads=1)
-    return fit_lightgbm(E, y, enc.categorical_columns_, tune_lightgbm(E, y, E, y, enc.categorical_columns_, training, 0), enc, "win")
+    tuned = tune_lightgbm(E, y, E, y, enc.categorical_columns_, training, 0)
+    return fit_lightgbm(E, y, enc.categorical_columns_, tuned, enc, "win")
 
 
 def _world(n: int, seed: int, shuffle: bool = False) -> tuple[pd.DataFrame, np.ndarray]:

@@ -43,8 +43,10 @@ def test_risk_drivers_finds_high_churn_value_and_flags_small_support():
 
 
 def _ordinal_world(seed: int, trend: bool) -> tuple[pd.DataFrame, pd.Series]:
-    """digital maturity 1-5; the middle value 3 churns a bit more (lift ~1.3), and with ``trend``
-    churn also falls steadily from maturity 1 to 5."""
+    """Digital maturity 1-5; the middle value 3 churns a bit more (lift ~1.3).
+
+    With ``trend``, churn also falls steadily from maturity 1 to 5.
+    """
     rng = np.random.default_rng(seed)
     maturity = rng.integers(1, 6, 6000).astype(float)
     rate = np.where(maturity == 3, 0.26, 0.20)
@@ -87,7 +89,8 @@ def test_unlabelled_rows_are_left_out():
 
 def _driver(outcome, attribute, kind, value, low, high, lift, excess):
     return {"outcome": outcome, "attribute": attribute, "kind": kind, "value": value, "low": low, "high": high,
-            "lift": lift, "bad_rate": 0.5, "baseline_rate": 0.5 / lift, "support": 100, "excess_bad": excess}  # fmt: skip
+            "lift": lift, "bad_rate": 0.5, "baseline_rate": 0.5 / lift, "support": 100,
+            "excess_bad": excess}  # fmt: skip
 
 
 def test_consolidated_rules_never_overlap_and_merge_outcomes():
@@ -121,7 +124,10 @@ def test_rules_match_values_ranges_and_missing():
 
 def test_penalty_sums_matching_rules_and_is_capped():
     frame = pd.DataFrame({"plan": ["X", "X", "Y", None], "employees": [5.0, 50.0, 20.0, np.nan]})
-    rules = [DriverRule("plan", "in", values=["X"], points=8.0), DriverRule("employees", "below", high=30.0, points=5.0)]
+    rules = [
+        DriverRule("plan", "in", values=["X"], points=8.0),
+        DriverRule("employees", "below", high=30.0, points=5.0),
+    ]
     np.testing.assert_allclose(penalty_points(rules, frame, 20.0), [13.0, 8.0, 5.0, 0.0])
     np.testing.assert_allclose(penalty_points(rules, frame, 6.0), [6.0, 6.0, 5.0, 0.0])
 

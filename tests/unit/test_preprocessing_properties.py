@@ -1,7 +1,7 @@
 """Property-based tests of the preprocessor on random frames: NaN, inf, empty text and unicode.
 
-Whatever the cells, a fitted encoder gives float64 codes in range (NaN only where missing), a finite design (the logistic
-model and K-means take no NaN or inf), the same output after a JSON round trip, and counts
+Whatever the cells, a fitted encoder gives float64 codes in range (NaN only where missing), a
+finite design (the logistic model and K-means take no NaN or inf), the same output after a JSON round trip, and counts
 every value it never saw.
 """
 

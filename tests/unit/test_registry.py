@@ -135,8 +135,11 @@ def test_typical_example_hides_rare_values_and_handles_dates_and_booleans():
 
 
 def test_requirements_pin_everything_the_packaged_code_imports(tracking_uri, data, models, tmp_path):
-    """Load and score a packaged model in a fresh process; every library that the loaded icpkit
-    modules import must be a pinned requirement or one of their dependencies."""
+    """Load and score a packaged model in a fresh process.
+
+    Every library that the loaded icpkit modules import must be a pinned requirement or one of
+    their dependencies.
+    """
     X, _, _, _ = data
     out = build_model_folder(models["lightgbm"][1], X, tmp_path / "m")
     script = f"""

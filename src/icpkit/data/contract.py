@@ -31,6 +31,7 @@ class TableContract:
 
     @property
     def known_columns(self) -> tuple[str, ...]:
+        """The required columns followed by the optional ones."""
         return self.required + self.optional
 
 

@@ -67,6 +67,7 @@ class CRMData:
     repairs: list[Repair] = field(default_factory=list)
 
     def has(self, table: str) -> bool:
+        """Whether the CRM holds ``table``."""
         return table in self.tables
 
     def __getitem__(self, table: str) -> pd.DataFrame:
@@ -82,6 +83,7 @@ class CRMData:
         return out
 
     def summary(self) -> dict[str, int]:
+        """Row count per table."""
         return {name: len(df) for name, df in self.tables.items()}
 
     def with_shuffled_labels(self, seed: int = 0) -> CRMData:

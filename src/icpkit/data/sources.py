@@ -129,6 +129,7 @@ def _check_extra_cells(table: str, path: Path, encoding: str, width: int) -> Non
 
 
 def read_parquet(table: str, path: Path) -> pd.DataFrame:
+    """Read one Parquet file as ``table``; unreadable files and duplicate column names are errors."""
     import pyarrow.parquet as pq
 
     try:
@@ -156,6 +157,7 @@ class Reader:
         raise NotImplementedError
 
     def close(self) -> None:
+        """Release the source's connections (nothing to release here)."""
         pass
 
 
@@ -207,6 +209,7 @@ class FolderReader(Reader):
         return run_duckdb(self._duck, table, query)
 
     def close(self) -> None:
+        """Close the DuckDB connection queries opened, if any."""
         if self._duck is not None:
             self._duck.close()
 
@@ -281,11 +284,13 @@ class SQLReader(Reader):
         return RawTable(frame, "the query")
 
     def close(self) -> None:
+        """Close the connection and dispose of the engine."""
         self.conn.close()
         self.engine.dispose()
 
 
 def open_reader(source: str, is_sql: bool) -> Reader:
+    """The reader for ``source``: a database URL or a folder of files."""
     return SQLReader(source) if is_sql else FolderReader(Path(source))
 
 

@@ -524,6 +524,8 @@ def _readme(crm: SyntheticCRM) -> str:
 
 @dataclass
 class SyntheticTruth:
+    """What made a synthetic CRM's labels: true propensities, importance, segments and metadata."""
+
     propensities: dict[str, pd.DataFrame]
     importance: pd.DataFrame
     segments: pd.DataFrame

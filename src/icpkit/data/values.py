@@ -32,6 +32,7 @@ _TRUE_FALSE = {"true": 1.0, "false": 0.0}
 
 
 def rule_day_month(table: str) -> str:
+    """The error rule for ambiguous day/month dates in ``table``."""
     return (
         "day/month dates are ambiguous (03/04/2024 may be 3 April or March 4): set "
         f"data.tables.{table}.date_format, e.g. '%d/%m/%Y' or '%m/%d/%Y'"
@@ -39,6 +40,7 @@ def rule_day_month(table: str) -> str:
 
 
 def rule_iso_mixed(table: str) -> str:
+    """The error rule for ISO dates mixed with day/month dates in one column of ``table``."""
     return (
         "ISO dates (2024-03-31) mixed with day/month dates in one column: use one format per "
         f"column (data.tables.{table}.date_format names the day/month one)"
@@ -46,6 +48,7 @@ def rule_iso_mixed(table: str) -> str:
 
 
 def rule_date_format(table: str, fmt: str) -> str:
+    """The error rule for dates not matching the configured ``fmt`` of ``table``."""
     return f"dates must match data.tables.{table}.date_format {fmt!r}"
 
 
@@ -63,6 +66,7 @@ class ValueProblem(Exception):
 
 
 def is_number(v: object) -> bool:
+    """Whether ``v`` is a numeric scalar (int, float, numpy number or Decimal), booleans excluded."""
     return (
         isinstance(v, int | float | np.number)
         and not isinstance(v, bool | np.bool_)

@@ -99,8 +99,10 @@ def assign_ranges(x: pd.Series, ranges: pd.DataFrame) -> pd.Series:
 
 
 def category_labels(x: pd.Series, max_categories: int | None = None) -> pd.Series:
-    """String labels of a categorical series: NA -> ``"missing"``; beyond the most frequent
-    ``max_categories`` values -> ``"other"``."""
+    """String labels of a categorical series.
+
+    NA becomes ``"missing"``, and values beyond the ``max_categories`` most frequent ``"other"``.
+    """
     labels = x.astype(object).where(x.notna(), MISSING).astype(str)
     if max_categories is not None:
         counts = labels[labels != MISSING].value_counts()
@@ -291,11 +293,16 @@ def cohort_traits(
     kept with NaN p-values, ``significant`` False and a ``note``. Rows are sorted by
     ``p_adjusted`` (untested last).
 
-    Args:
-        attributes: one row per account, indexed like ``cohorts``.
-        cohorts: labels from :func:`value_cohorts`; the labels starting "top" and "bottom" are used.
-        alpha: false discovery rate for ``significant``.
-        max_categories: most frequent values kept per categorical attribute.
+    Parameters
+    ----------
+    attributes : DataFrame
+        One row per account, indexed like ``cohorts``.
+    cohorts : Series
+        Labels from :func:`value_cohorts`; the labels starting "top" and "bottom" are used.
+    alpha : float
+        False discovery rate for ``significant``.
+    max_categories : int
+        Most frequent values kept per categorical attribute.
     """
     top_label, bottom_label = _find_label(cohorts, "top"), _find_label(cohorts, "bottom")
     cohorts = align(cohorts, attributes.index)

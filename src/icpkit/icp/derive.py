@@ -152,6 +152,7 @@ class Weights:
 
     @property
     def icp_attributes(self) -> list[str]:
+        """The ICP attributes, largest weight first."""
         return self.icp["attribute"].tolist()
 
 
@@ -171,9 +172,13 @@ def weights_step(evidence: Evidence, catalogue: dict[str, dict[str, AttributeSpe
     blended = blend_weights(evidence.weights, present)
     account_level = {*catalogue.get("accounts", {}), *catalogue.get("account_history", {})}
     is_icp = (
-        blended["role"].isin(FIT_ROLES) & (blended["dimension"] != "behavioral") & blended["attribute"].isin(account_level)
+        blended["role"].isin(FIT_ROLES)
+        & (blended["dimension"] != "behavioral")
+        & blended["attribute"].isin(account_level)
     )
-    engagement = blended["role"].eq("engagement") | (blended["role"].eq("customer") & blended["dimension"].eq("behavioral"))
+    engagement = blended["role"].eq("engagement") | (
+        blended["role"].eq("customer") & blended["dimension"].eq("behavioral")
+    )
     return Weights(
         blended=blended,
         icp=_share(blended[is_icp]),
@@ -233,7 +238,8 @@ def stack_rows(
         part = np.where(r.split.train, "train", np.where(r.split.validation, "validation", "test"))
         y = lab.y.to_numpy(dtype=int)
         n_train = max(int(r.split.train.sum()), 1)
-        parts.append((raw, lab.as_of, y, np.full(len(y), w / n_train), np.full(len(y), _logit(y[r.split.train].mean())), part, name))
+        offset = np.full(len(y), _logit(y[r.split.train].mean()))
+        parts.append((raw, lab.as_of, y, np.full(len(y), w / n_train), offset, part, name))
     if not parts:
         return None
     weight = np.concatenate([p[3] for p in parts])
@@ -252,8 +258,10 @@ def fit_scorecard(
     stacked: Stacked, attributes: dict[str, AttributeSpec], extra_columns: list[str], book: pd.DataFrame,
     book_as_of: pd.Timestamp, cfg: Config,
 ) -> Scorecard | None:
-    """An additive scorecard on the stacked training rows (early-stopped on validation rows),
-    with the book's points as its percentile reference."""
+    """An additive scorecard on the stacked training rows, early-stopped on the validation rows.
+
+    The book's points are its percentile reference.
+    """
     features = prepare_attributes(stacked.raw, attributes, stacked.as_of)
     for c in extra_columns:
         features[c] = pd.to_numeric(stacked.raw[c], errors="coerce").astype("float64")
@@ -275,7 +283,7 @@ def fit_scorecard(
 
 
 def scorecard_validation(card: Scorecard, stacked: Stacked, cfg: Config) -> dict[str, dict[str, Any]]:
-    """The scorecard's test-period AUC (bootstrap 95 % CI) per outcome: does it beat chance?"""
+    """The scorecard's test-period AUC (bootstrap 95 % CI) per outcome, and whether it beats chance."""
     out = {}
     test = stacked.part == "test"
     points = card.card.score(card.features(stacked.raw[test], stacked.as_of[test])).astype(float)
@@ -350,8 +358,10 @@ def outcome_drivers(r: OutcomeReport, kind: str, alpha: float) -> tuple[pd.DataF
 
 
 def _contradicts_score(rule: DriverRule, fit: Scorecard | None, book: pd.DataFrame, extract: pd.Timestamp) -> bool:
-    """True when the fit scorecard gives the rule's accounts at least average points for the attribute:
-    the bad rate then comes with other traits, and flagging them would contradict the score."""
+    """True when the fit scorecard gives the rule's accounts at least average points for the attribute.
+
+    The bad rate then comes with other traits, and flagging them would contradict the score.
+    """
     if fit is None or rule.attribute not in fit.attributes:
         return False
     points = fit.card.points(fit.features(book, extract))
@@ -375,17 +385,22 @@ def _rules(
         else:
             agreeing.append(rule)
     exclusions, broad = cap_share(agreeing, book_rules, cfg.icp.max_exclusion_share)
-    aside += [(r, "not an exclusion: together with stronger ones it would flag more than icp.max_exclusion_share of the book") for r in broad]
+    aside += [
+        (r, "not an exclusion: together with stronger ones it would flag more than icp.max_exclusion_share of the book")
+        for r in broad
+    ]
     penalty = count_matches(consolidate_rules(usable[usable["outcome"] == "churn"]), book_rules)
     for rule in penalty:
         rule.points = float(min(cfg.icp.max_penalty_points, 10.0 * (rule.lift - 1.0)))
     penalty, dropped = cap_share(penalty, book_rules, cfg.icp.max_penalty_share)
-    aside += [(r, "left out of the penalty: it would push the penalised share above icp.max_penalty_share") for r in dropped]
+    aside += [
+        (r, "left out of the penalty: it would push the penalised share above icp.max_penalty_share") for r in dropped
+    ]
     return exclusions, penalty, aside
 
 
 def negative_step(
-    crm: CRMData, reports: dict[str, OutcomeReport], book: pd.DataFrame, rule_specs: dict[str, AttributeSpec],
+    reports: dict[str, OutcomeReport], book: pd.DataFrame, rule_specs: dict[str, AttributeSpec],
     fit: Scorecard | None, extract: pd.Timestamp, cfg: Config,
 ) -> NegativeICP:
     """Churn and loss drivers; exclusions and the fit penalty from the confirmed customer ones."""
@@ -417,6 +432,8 @@ def negative_step(
 
 @dataclass
 class Segments:
+    """The proposed segmentation (``None`` when no split beats one segment), its profile and why."""
+
     segmentation: Segmentation | None
     profile: pd.DataFrame | None
     note: str
@@ -457,7 +474,8 @@ def segment_outcomes(
         known = ~pd.isna(rows)
         rates = y[known].groupby(rows[known].astype(int)).mean()
         segments.profile[f"{name}_rate"] = segments.profile["segment"].map(rates)
-        proposals += distinct_icps(segments.profile, {name: y[known].reset_index(drop=True)}, rows[known].astype(int), alpha)
+        outcome_y = {name: y[known].reset_index(drop=True)}
+        proposals += distinct_icps(segments.profile, outcome_y, rows[known].astype(int), alpha)
     return proposals
 
 
@@ -467,12 +485,16 @@ def segment_outcomes(
 
 @dataclass
 class TierTable:
+    """Each outcome's rate per tier on its test period, whether the tiers order it, and warnings."""
+
     table: pd.DataFrame
     trends: dict[str, dict[str, Any]]
     warnings: list[str]
 
 
-def tier_step(fitted: FittedICP, crm: CRMData, reports: dict[str, OutcomeReport], book_scores: pd.DataFrame, alpha: float) -> TierTable:
+def tier_step(
+    fitted: FittedICP, crm: CRMData, reports: dict[str, OutcomeReport], book_scores: pd.DataFrame, alpha: float
+) -> TierTable:
     """Each outcome's rate per tier on its test period, tiers computed as of each row's time."""
     book_tiers = book_scores.set_index("account_id")["tier"]
     table = tier_table(book_tiers, {}, None)[["tier", "accounts"]]
@@ -551,11 +573,13 @@ def cohorts_step(
 
 
 def _direction(trait: dict[str, Any], X: pd.DataFrame, points: pd.DataFrame | None) -> str:
-    """For a numeric trait: does the fit scorecard point the same way (more points for higher values)?"""
+    """For a numeric trait, whether the fit scorecard points the same way (more points for higher values)."""
     a = trait["attribute"]
     if points is None or trait["kind"] != "numeric" or a not in points.columns or not trait["trait"]:
         return ""
-    rho = pd.Series(X[a].to_numpy(dtype=float)).corr(pd.Series(points[a].to_numpy(dtype=float)), method="spearman")
+    rho = pd.Series(X[a].to_numpy(dtype=float)).corr(
+        pd.Series(points[a].to_numpy(dtype=float)), method="spearman"
+    )
     higher_top = str(trait["winning_value"]).startswith("higher")
     if not np.isfinite(rho) or abs(rho) < 0.1:
         return "the scorecard gives this attribute no clear direction"
@@ -607,17 +631,19 @@ def derive_icp(
     icp_specs = {a: account_specs[a] for a in weights.icp_attributes if a in account_specs}
     book = account_attributes_as_of(crm, crm["accounts"]["account_id"], extract, list(account_specs))
     step("fit scorecard")
-    fit, fit_validation = _scorecard_for(crm, reports, evidence.with_signal, cfg.icp.fit_blend, icp_specs, [], book, extract, cfg)
+    fit, fit_validation = _scorecard_for(
+        crm, reports, evidence.with_signal, cfg.icp.fit_blend, icp_specs, [], book, extract, cfg
+    )
     step("engagement scorecard")
     engagement, engagement_validation, book = _engagement_for(crm, reports, account_specs, book, extract, cfg)
     step("negative ICP")
     rule_specs = {n: s for n, s in account_specs.items() if s.role == "customer"}
-    negative = negative_step(crm, reports, book, rule_specs, fit, extract, cfg)
+    negative = negative_step(reports, book, rule_specs, fit, extract, cfg)
     if not icp_specs:  # no ICP: no exclusion or penalty is applied to anyone on its account
         negative.exclusions, negative.penalty_rules = [], []
     step("segments")
     segments = segments_step(book, icp_specs, extract, cfg)
-    fitted = _assemble(version, dataset, extract, fit, engagement, negative, rule_specs, segments, fit_validation, crm, cfg)
+    fitted = _assemble(version, dataset, extract, fit, engagement, negative, rule_specs, segments, crm, cfg)
     step("scores and tiers")
     scores = fitted.score(book, extract)
     tiers = tier_step(fitted, crm, reports, scores, cfg.icp.significance_level)
@@ -656,16 +682,19 @@ def _engagement_for(
     extra = first.engagement if first is not None else []
     if first is not None and extra:
         as_of = pd.Series(extract + pd.Timedelta(days=1), index=range(len(book)))
-        now = engagement_features(crm.tables.get("activities"), book["account_id"], as_of, first.windows_days, first.activity_types)
+        now = engagement_features(
+            crm.tables.get("activities"), book["account_id"], as_of, first.windows_days, first.activity_types
+        )
         book = pd.concat([book.reset_index(drop=True), now], axis=1)
-    card, validation = _scorecard_for(crm, reports, outcomes, cfg.icp.engagement_blend, specs, extra, book, extract, cfg)
+    card, validation = _scorecard_for(
+        crm, reports, outcomes, cfg.icp.engagement_blend, specs, extra, book, extract, cfg
+    )
     return card, validation, book
 
 
 def _assemble(
     version: str, dataset: str, extract: pd.Timestamp, fit: Scorecard | None, engagement: Scorecard | None,
-    negative: NegativeICP, rule_specs: dict[str, AttributeSpec], segments: Segments,
-    fit_validation: dict[str, dict[str, Any]], crm: CRMData, cfg: Config,
+    negative: NegativeICP, rule_specs: dict[str, AttributeSpec], segments: Segments, crm: CRMData, cfg: Config,
 ) -> FittedICP:
     cutoffs = dict(cfg.icp.tiers.cutoffs)
     windows = engagement.extra_columns if engagement else []

@@ -88,6 +88,8 @@ def diff_text(diff: dict[str, Any]) -> str:
     if diff["traits_lost"]:
         parts.append("traits no longer significant: " + ", ".join(diff["traits_lost"]))
     if diff["tier_rate_changes"]:
-        changes = [f"{c['tier']} {c['rate']} {c['before']:.2f} → {c['after']:.2f}" for c in diff["tier_rate_changes"][:6]]
+        changes = [
+            f"{c['tier']} {c['rate']} {c['before']:.2f} → {c['after']:.2f}" for c in diff["tier_rate_changes"][:6]
+        ]
         parts.append("rates per tier: " + ", ".join(changes))
     return ("; ".join(parts) + ".") if parts else "no attribute weight, trait or tier rate changed."

@@ -93,8 +93,11 @@ def attribute_evidence(
     seed: int = 0,
     alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """Out-of-sample evidence per attribute: columns attribute, loss_increase, p_value, p_adjusted,
-    evidence (``p_adjusted < alpha`` and a positive mean rise)."""
+    """Out-of-sample evidence per attribute, from permutation loss rises.
+
+    Columns attribute, loss_increase, p_value, p_adjusted and evidence (``p_adjusted < alpha``
+    and a positive mean rise).
+    """
     rises = permutation_rises(model, X, y, feature_source, n_repeats, seed)
     rows = []
     for attr, rise in rises.items():

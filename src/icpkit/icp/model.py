@@ -54,12 +54,14 @@ class Scorecard:
     extra_columns: list[str] = field(default_factory=list)
 
     def features(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp) -> pd.DataFrame:
+        """The encoded scorecard features of raw account rows as of ``as_of``."""
         X = prepare_attributes(accounts, self.attributes, as_of)
         for c in self.extra_columns:
             X[c] = pd.to_numeric(accounts[c], errors="coerce").astype("float64") if c in accounts else np.nan
         return self.encoder.encode(X.reindex(columns=self.encoder.columns_))
 
     def to_dict(self) -> dict[str, Any]:
+        """The scorecard as a JSON-ready dict."""
         return {
             "attributes": [s.to_dict() for s in self.attributes.values()],
             "encoder": self.encoder.to_dict(),
@@ -70,6 +72,7 @@ class Scorecard:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Scorecard:
+        """Rebuild a scorecard from :meth:`to_dict` output."""
         return cls(
             attributes={s["name"]: AttributeSpec.from_dict(s) for s in d["attributes"]},
             encoder=Preprocessor.from_dict(d["encoder"]),
@@ -87,16 +90,19 @@ class Segmentation:
     model: SegmentModel
 
     def assign(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+        """Segment number and segment name of each account row."""
         X = prepare_attributes(accounts, self.attributes, as_of).reindex(columns=self.model.columns)
         seg = self.model.predict(X)
         names = np.asarray(self.model.names or [f"segment {i}" for i in range(self.model.k)], dtype=object)
         return seg.astype("int64"), names[seg]
 
     def to_dict(self) -> dict[str, Any]:
+        """The segmentation as a JSON-ready dict."""
         return {"attributes": [s.to_dict() for s in self.attributes.values()], "model": self.model.to_dict()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Segmentation:
+        """Rebuild a segmentation from :meth:`to_dict` output."""
         return cls(
             attributes={s["name"]: AttributeSpec.from_dict(s) for s in d["attributes"]},
             model=SegmentModel.from_dict(d["model"]),
@@ -144,8 +150,10 @@ class FittedICP:
         return list(cols)
 
     def engagement_inputs(self) -> list[str]:
-        """The activity-count columns the engagement score reads (built by
-        :func:`icpkit.features.engagement_features` as of the scoring date)."""
+        """The activity-count columns the engagement score reads.
+
+        They are built by :func:`icpkit.features.engagement_features` as of the scoring date.
+        """
         if self.engagement is None or not self.windows_days:
             return []
         wanted = set(self.engagement.extra_columns)
@@ -214,6 +222,7 @@ class FittedICP:
     # -- persistence ---------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
+        """The fitted ICP as a JSON-ready dict (the content of ``model.json``)."""
         return {
             "format": FITTED_ICP_FORMAT,
             "version": self.version,
@@ -236,6 +245,7 @@ class FittedICP:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FittedICP:
+        """Rebuild a fitted ICP from :meth:`to_dict` output; other formats are a ``ValueError``."""
         if d.get("format") != FITTED_ICP_FORMAT:
             raise ValueError(f"not a fitted ICP: format={d.get('format')!r} (expected {FITTED_ICP_FORMAT})")
         return cls(
@@ -266,6 +276,7 @@ class FittedICP:
 
     @classmethod
     def load(cls, folder: str | Path) -> FittedICP:
+        """Read the fitted ICP :meth:`save` wrote into ``folder``."""
         return cls.from_dict(json.loads((Path(folder) / MODEL_FILE).read_text(encoding="utf-8")))
 
 

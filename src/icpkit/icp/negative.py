@@ -221,6 +221,7 @@ class DriverRule:
             return (v < self.high) if self.kind == "below" else (v >= self.low)
 
     def condition(self) -> str:
+        """The rule in words, e.g. ``"tickets >= 5"`` or ``"industry in {retail, travel}"``."""
         if self.kind == "missing":
             return f"{self.attribute} is missing"
         if self.kind == "in":
@@ -232,12 +233,14 @@ class DriverRule:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The rule as a JSON-ready dict, with its ``condition`` text."""
         d = asdict(self)
         d["condition"] = self.condition()
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DriverRule:
+        """Rebuild a rule from :meth:`to_dict` output (its ``condition`` text is ignored)."""
         return cls(**{k: v for k, v in d.items() if k != "condition"})
 
 
@@ -266,7 +269,11 @@ def consolidate_rules(drivers: pd.DataFrame) -> list[DriverRule]:
     rules: dict[tuple[str, ...], DriverRule] = {}
     for d in drivers.sort_values("excess_bad", ascending=False, kind="stable").to_dict(orient="records"):
         rule = _rule_of(d)
-        key = (rule.attribute, "range") if rule.kind in ("below", "at_least") else (rule.attribute, rule.kind, *rule.values)
+        key = (
+            (rule.attribute, "range")
+            if rule.kind in ("below", "at_least")
+            else (rule.attribute, rule.kind, *rule.values)
+        )
         if key in rules:
             rules[key].outcomes = sorted(set(rules[key].outcomes) | set(rule.outcomes))
         else:

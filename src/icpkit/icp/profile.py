@@ -27,6 +27,7 @@ PROFILE_FORMAT = "icpkit.ICPProfile/2"
 
 
 def records(df: pd.DataFrame | None, limit: int | None = None) -> list[dict[str, Any]]:
+    """The first ``limit`` rows (all when ``None``) of ``df`` as JSON-safe dicts; none for no frame."""
     if df is None or not len(df):
         return []
     return json_safe((df if limit is None else df.head(limit)).to_dict(orient="records"))
@@ -45,10 +46,12 @@ def _is_sufficient(d: ICPDerivation) -> bool:
 
 
 def evidence_section(d: ICPDerivation) -> dict[str, Any]:
+    """Whether the evidence suffices for an ICP, in one statement, with each outcome's verdict."""
     ev = d.evidence
     sufficient = _is_sufficient(d)
     aucs = ", ".join(
-        f"{o} {ev.verdicts[o]['test_auc']:.2f} [{ev.verdicts[o]['auc_95ci'][0]:.2f}, {ev.verdicts[o]['auc_95ci'][1]:.2f}]"
+        f"{o} {ev.verdicts[o]['test_auc']:.2f} "
+        f"[{ev.verdicts[o]['auc_95ci'][0]:.2f}, {ev.verdicts[o]['auc_95ci'][1]:.2f}]"
         for o in ev.with_signal
     )
     if sufficient:
@@ -96,7 +99,8 @@ def best_values(d: ICPDerivation, n_attributes: int = 6) -> list[dict[str, Any]]
         top = rows[rows["points"] >= 0.8 * rows["max_points"].iloc[0]]
         top = top[~top["value_or_range"].isin(["missing", "other/missing"])].head(3)
         if len(top):
-            out.append({"attribute": a, "values": top["value_or_range"].tolist(), "max_points": int(rows["max_points"].iloc[0])})
+            max_points = int(rows["max_points"].iloc[0])
+            out.append({"attribute": a, "values": top["value_or_range"].tolist(), "max_points": max_points})
     return out
 
 
@@ -106,12 +110,13 @@ def _tier_rows(d: ICPDerivation) -> list[dict[str, Any]]:
     rows = []
     for r in table[table["tier"].isin(TIER_ORDER)].to_dict(orient="records"):
         rates = {k[: -len("_rate")]: r[k] for k in r if k.endswith("_rate")}
-        rows.append({"tier": r["tier"], "accounts": int(r["accounts"]), "share": r["accounts"] / total, **{f"{k}_rate": v for k, v in rates.items()}})
+        rate_cols = {f"{k}_rate": v for k, v in rates.items()}
+        rows.append({"tier": r["tier"], "accounts": int(r["accounts"]), "share": r["accounts"] / total, **rate_cols})
     return json_safe(rows)
 
 
 def tier_statements(d: ICPDerivation) -> list[str]:
-    """One computed sentence per fit outcome: do the tiers order its rate on the test period?"""
+    """One computed sentence per fit outcome, saying whether the tiers order its rate on the test period."""
     if d.fitted.fit is None or (d.scores["tier"] == "Unscored").all():
         return []
     out = []
@@ -161,6 +166,7 @@ def summary_section(d: ICPDerivation, evidence: dict[str, Any]) -> dict[str, Any
 
 
 def weights_section(d: ICPDerivation) -> dict[str, Any]:
+    """The attribute weights: the ICP's (also by dimension), offer, sales organisation, engagement."""
     w = d.weights
     cols = ["attribute", "dimension", "weight", "share_of_role"]
     return {
@@ -195,6 +201,7 @@ def _of_outcomes_with_signal(d: ICPDerivation, drivers: pd.DataFrame) -> pd.Data
 
 
 def negative_section(d: ICPDerivation, sufficient: bool) -> dict[str, Any]:
+    """The negative ICP: churn and loss drivers, exclusions, the fit penalty and what was set aside."""
     n = d.negative
     drivers = _of_outcomes_with_signal(d, n.drivers)
     share = (d.scores["fit_penalty"] > 0).mean() if "fit_penalty" in d.scores and len(d.scores) else 0.0
@@ -223,6 +230,7 @@ def negative_section(d: ICPDerivation, sufficient: bool) -> dict[str, Any]:
 
 
 def segments_section(d: ICPDerivation, sufficient: bool) -> dict[str, Any]:
+    """The proposed segments with their profiles, or why none is proposed."""
     s = d.segments
     out: dict[str, Any] = {"note": s.note, "period": "all accounts at the extract date"}
     if s.diagnostics and sufficient:
@@ -241,6 +249,7 @@ def segments_section(d: ICPDerivation, sufficient: bool) -> dict[str, Any]:
 
 
 def cohorts_section(d: ICPDerivation, sufficient: bool) -> dict[str, Any]:
+    """The traits that set the top lifetime-value customers apart from the bottom ones."""
     c = d.cohorts
     if "traits" not in c:
         return {"note": c.get("note", "")}
@@ -260,7 +269,7 @@ def cohorts_section(d: ICPDerivation, sufficient: bool) -> dict[str, Any]:
     }
 
 
-def quality_section(d: ICPDerivation, training: Any) -> dict[str, Any]:
+def quality_section(training: Any) -> dict[str, Any]:
     """Per trained outcome: suspected leaks with their evidence, calibration and snapshot notes."""
     out: dict[str, Any] = {}
     for name, r in training.trained.items():
@@ -281,7 +290,11 @@ def quality_section(d: ICPDerivation, training: Any) -> dict[str, Any]:
                 f"tuning was cut by the time cap after {r.tuning.n_trials_done} of {r.tuning.n_trials} trials: "
                 "a rerun may choose differently"
             )
-        leaks = [{"feature": s.feature, "rules": list(s.rules), "evidence": s.evidence} for s in r.leakage.suspected] if r.leakage else []
+        leaks = (
+            [{"feature": s.feature, "rules": list(s.rules), "evidence": s.evidence} for s in r.leakage.suspected]
+            if r.leakage
+            else []
+        )
         out[name] = {"suspected_leaks": leaks, "notes": notes}
     return out
 
@@ -310,7 +323,7 @@ def build_profile(
         "accounts": len(crm["accounts"]),
         "summary": summary_section(d, evidence),
         "evidence": evidence,
-        "model_quality": quality_section(d, training),
+        "model_quality": quality_section(training),
         "attributes": {
             "roles": records(describe_roles([s for t in d.catalogue.values() for s in t.values()])),
             "refused": d.refused,
@@ -329,7 +342,10 @@ def build_profile(
             "quadrant_counts": d.scores["quadrant"].value_counts().to_dict(),
         },
         "tiers": {
-            "period": "each outcome's test period (the latest as-of times, untouched by training); tiers as of each row's time",
+            "period": (
+                "each outcome's test period (the latest as-of times, untouched by training); "
+                "tiers as of each row's time"
+            ),
             "table": records(d.tiers.table),
             "trends": json_safe(d.tiers.trends),
             "warnings": d.tiers.warnings,

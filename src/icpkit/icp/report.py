@@ -41,8 +41,11 @@ def render_markdown(profile: dict[str, Any]) -> str:
         keep_trailing_newline=True, autoescape=False,
     )  # fmt: skip
     points = pd.DataFrame(profile["scorecard"]["points"])
-    top = points.sort_values("points", ascending=False).groupby("feature", sort=False).head(3) if len(points) else points
-    rates = [c[: -len("_rate")] for c in (profile["summary"]["tiers"][0] if profile["summary"]["tiers"] else {}) if c.endswith("_rate")]
+    top = (
+        points.sort_values("points", ascending=False).groupby("feature", sort=False).head(3) if len(points) else points
+    )
+    first_tier = profile["summary"]["tiers"][0] if profile["summary"]["tiers"] else {}
+    rates = [c[: -len("_rate")] for c in first_tier if c.endswith("_rate")]
     return env.get_template("profile.md.j2").render(
         p=profile, pct=_pct, num=_num, rate_outcomes=rates, top_points=top.to_dict(orient="records"),
         changes_text=diff_text(profile["changes"]),
@@ -76,6 +79,7 @@ def plot_tiers(tiers: list[dict[str, Any]], title: str) -> Figure:
 
 
 def plot_attribute_weights(weights: pd.DataFrame) -> Figure:
+    """The 15 largest ICP attribute weights (share of the ICP weight, with their dimension)."""
     d = weights.sort_values("share_of_role").tail(15)
     fig = new_figure((7, 1.2 + 0.32 * max(len(d), 1)))
     ax = fig.add_subplot()
@@ -86,6 +90,7 @@ def plot_attribute_weights(weights: pd.DataFrame) -> Figure:
 
 
 def plot_drivers(drivers: pd.DataFrame, n: int = 12) -> Figure:
+    """The first ``n`` churn / loss drivers: bad rate with its 95% CI against the baseline."""
     d = drivers.head(n).iloc[::-1]
     fig = new_figure((7, 1.5 + 0.35 * max(len(d), 1)))
     ax = fig.add_subplot()
@@ -108,6 +113,7 @@ def plot_drivers(drivers: pd.DataFrame, n: int = 12) -> Figure:
 
 
 def plot_segments(profile: pd.DataFrame) -> Figure:
+    """Each segment's share of the accounts at the extract date."""
     p = profile.iloc[::-1]
     fig = new_figure((8, 1.5 + 0.45 * len(p)))
     ax = fig.add_subplot()

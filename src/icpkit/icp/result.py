@@ -47,6 +47,7 @@ class ICPResult:
 
     @property
     def sufficient(self) -> bool:
+        """Whether the profile found sufficient evidence for an ICP."""
         return self.profile["evidence"]["status"] == "sufficient"
 
     def write(self, folder: str | Path) -> Path:

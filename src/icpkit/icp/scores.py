@@ -31,6 +31,7 @@ class PercentileReference:
 
     @classmethod
     def from_scores(cls, scores: np.ndarray) -> PercentileReference:
+        """The reference of a book's scores (NaN left out); a ``ValueError`` if none is left."""
         v = np.asarray(scores, dtype=float)
         distinct, counts = np.unique(v[~np.isnan(v)], return_counts=True)
         if distinct.size == 0:
@@ -48,10 +49,12 @@ class PercentileReference:
         return np.where(np.isnan(vals), np.nan, out)
 
     def to_dict(self) -> dict[str, Any]:
+        """The reference as a JSON-ready dict."""
         return {"values": self.values, "counts": self.counts}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PercentileReference:
+        """Rebuild a reference from :meth:`to_dict` output."""
         return cls([float(v) for v in d["values"]], [int(c) for c in d["counts"]])
 
 
@@ -81,16 +84,24 @@ def assign_tiers(
     by row order so the count is exact). Every other row gets the cutoffs below "Perfect", so a
     non-top row scoring 85 is "Strong".
 
-    Args:
-        scores: fit scores 0-100.
-        cutoffs: tier -> inclusive lower edge, best tier first, strictly decreasing within 0-100.
-        capacity_percent: share of scored rows (0-100) to mark "Perfect" by rank.
+    Parameters
+    ----------
+    scores : ndarray
+        Fit scores 0-100.
+    cutoffs : dict, optional
+        Tier -> inclusive lower edge, best tier first, strictly decreasing within 0-100.
+    capacity_percent : float, optional
+        Share of scored rows (0-100) to mark "Perfect" by rank.
 
-    Returns:
+    Returns
+    -------
+    ndarray
         Object array of tier names.
 
-    Raises:
-        ValueError: on cutoffs out of 0-100 or not decreasing (naming the tier), or a bad capacity.
+    Raises
+    ------
+    ValueError
+        On cutoffs out of 0-100 or not decreasing (naming the tier), or a bad capacity.
     """
     cuts = dict(DEFAULT_CUTOFFS if cutoffs is None else cutoffs)
     validate_tier_cutoffs(cuts)

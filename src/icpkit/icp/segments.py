@@ -306,7 +306,7 @@ def _labels(s: pd.Series) -> pd.Series:
 
 
 def _plain(v: Any) -> Any:
-    """numpy scalar -> Python scalar, for JSON."""
+    """NumPy scalar -> Python scalar, for JSON."""
     return v.item() if isinstance(v, np.generic) else v
 
 

@@ -83,7 +83,9 @@ def attribute_weights(
 def dimension_weights(weights: pd.DataFrame) -> pd.DataFrame:
     """Roll attribute weights up to ICP dimensions.
 
-    Returns:
+    Returns
+    -------
+    DataFrame
         Columns dimension, weight (sums to 100), n_attributes; sorted by weight descending.
     """
     grouped = weights.groupby("dimension", sort=True).agg(
@@ -101,11 +103,15 @@ def blend_weights(per_outcome: dict[str, pd.DataFrame], blend: dict[str, float])
     over the outcomes present, so a skipped outcome does not shrink every weight. An attribute
     missing from an outcome counts as weight 0 for that outcome.
 
-    Returns:
+    Returns
+    -------
+    DataFrame
         Columns attribute, dimension, weight (sums to 100), and ``weight_<outcome>`` per outcome used.
 
-    Raises:
-        ValueError: if none of the blend's outcomes are in ``per_outcome``, or blend weights are invalid.
+    Raises
+    ------
+    ValueError
+        If none of the blend's outcomes are in ``per_outcome``, or blend weights are invalid.
     """
     present = [name for name in blend if name in per_outcome]
     if not present:

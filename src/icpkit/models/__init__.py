@@ -1,0 +1,1 @@
+"""Propensity models: preprocessing, fitting and tuning, the leakage check, evaluation and SHAP explanations."""

@@ -440,8 +440,10 @@ def plot_roc(y_true: ArrayLike, p: ArrayLike, title: str, label: str = "model") 
 
 
 def plot_calibration(y_true: ArrayLike, p: ArrayLike, title: str, n_bins: int = 10) -> Figure:
-    """Reliability diagram (observed rate with Wilson 95% CI bars vs mean predicted, plus the
-    diagonal) over a histogram of the predicted probabilities."""
+    """Reliability diagram over a histogram of the predicted probabilities.
+
+    Observed rate with Wilson 95% CI bars against mean predicted probability, plus the diagonal.
+    """
     y, q = _check(y_true, p)
     table = calibration_table(y, q, n_bins=n_bins)
     fig = new_figure((6, 7))
@@ -470,8 +472,10 @@ def plot_calibration(y_true: ArrayLike, p: ArrayLike, title: str, n_bins: int = 
 
 
 def plot_gains(y_true: ArrayLike, p: ArrayLike, title: str) -> Figure:
-    """Cumulative gains curve (share of positives captured vs share of rows contacted, rows
-    ranked by ``p`` descending) with the random-targeting baseline."""
+    """Cumulative gains curve with the random-targeting baseline.
+
+    Share of positives captured against share of rows contacted, rows ranked by ``p`` descending.
+    """
     y, q = _check(y_true, p)
     fig = new_figure((6, 5.5))
     ax = fig.add_subplot()

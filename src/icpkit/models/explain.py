@@ -58,8 +58,10 @@ def explain(model: PropensityModel, X: pd.DataFrame) -> shap.Explanation:
 
 
 def _linear_shap(model: PropensityModel, encoded: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """shap's LinearExplainer on the design matrix (the rows' own mean as background), summed
-    back onto each source feature."""
+    """SHAP's LinearExplainer on the design matrix, summed back onto each source feature.
+
+    The rows' own mean is the background.
+    """
     assert model.coef is not None
     design = model.encoder.design_array(encoded)
     background = design.mean(axis=0, keepdims=True)
@@ -88,7 +90,7 @@ def _capture(draw) -> Figure:  # noqa: ANN001 - a zero-argument shap plotting ca
 
 
 def plot_beeswarm(explanation: shap.Explanation, title: str, max_display: int = 15) -> Figure:
-    """shap's beeswarm: one row of points per feature, most important on top."""
+    """SHAP's beeswarm: one row of points per feature, most important on top."""
     fig = _capture(lambda: shap.plots.beeswarm(explanation, max_display=max_display, show=False))
     fig.axes[0].set_title(title)
     fig.set_size_inches(8, 1.8 + 0.4 * min(max_display, len(explanation.feature_names)))
@@ -96,7 +98,7 @@ def plot_beeswarm(explanation: shap.Explanation, title: str, max_display: int = 
 
 
 def plot_waterfall(explanation: shap.Explanation, row: int, title: str, max_display: int = 10) -> Figure:
-    """shap's waterfall for one row: how each feature moved it from the base value."""
+    """SHAP's waterfall for one row: how each feature moved it from the base value."""
     one = explanation[row]
     one = shap.Explanation(
         values=one.values,

@@ -54,6 +54,7 @@ class Split:
     kind: Literal["time", "random"] = "time"
 
     def describe(self) -> dict[str, Any]:
+        """The split's kind, row counts per part and (time splits) cut-off dates, for logging."""
         out: dict[str, Any] = {
             "kind": self.kind,
             "train_rows": int(self.train.sum()),

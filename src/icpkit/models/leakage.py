@@ -216,9 +216,11 @@ class LeakageReport:
 
     @property
     def suspected_names(self) -> list[str]:
+        """The features suspected of leaking."""
         return [s.feature for s in self.suspected]
 
     def single_feature_auc(self) -> dict[str, float]:
+        """Feature -> the AUC of that feature alone."""
         return dict(
             zip(self.features["feature"], self.features["single_feature_auc"].astype(float), strict=True)
         )

@@ -108,7 +108,7 @@ class Preprocessor(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------------------------ fitting
 
-    def fit(self, X: Any, y: Any = None) -> Preprocessor:
+    def fit(self, X: Any, y: Any = None) -> Preprocessor:  # noqa: ARG002 - sklearn's fit(X, y=None) signature
         """Learn column kinds, kept values and the design's log / median / mean / sd.
 
         Parameters

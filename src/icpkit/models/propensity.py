@@ -47,6 +47,7 @@ class PropensityModel:
 
     @property
     def feature_names(self) -> list[str]:
+        """The encoded feature columns the model reads, in order."""
         return self.encoder.columns_
 
     def encode(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -87,6 +88,7 @@ class PropensityModel:
 
     # --- persistence (no pickles) ---------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
+        """Write the model as JSON (and the LightGBM booster as text) into ``directory``; returns it."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         spec: dict[str, Any] = {
@@ -109,6 +111,7 @@ class PropensityModel:
 
     @classmethod
     def load(cls, directory: str | Path) -> PropensityModel:
+        """Read a model :meth:`save` wrote; another format is a ``ValueError``."""
         directory = Path(directory)
         spec = json.loads((directory / MODEL_FILE).read_text())
         if spec.get("format") != FORMAT:

@@ -45,10 +45,13 @@ REFERENCE_ROWS = 2000
 
 @dataclass
 class PublishResult:
+    """The MLflow run a training was published to and each registered model's registration."""
+
     run_id: str
     registrations: dict[str, Registration] = field(default_factory=dict)
 
     def alias(self, key: str) -> str:
+        """The alias the model ``key`` received (e.g. ``champion``), or "—" if it was not registered."""
         reg = self.registrations.get(key)
         return reg.alias if reg is not None else "—"
 
@@ -85,7 +88,9 @@ def _log_plots(report: OutcomeReport, tracker: Tracker) -> None:
     tracker.log_table(ev.gains_table(y_test, p_test), "tables/gains.csv")
     tracker.log_table(ev.calibration_table(y_test, p_test), "tables/calibration.csv")
     if report.explanation is not None and len(report.explanation.values):
-        tracker.log_figure(plot_beeswarm(report.explanation, f"{report.outcome}: SHAP (test sample)"), "plots/shap_beeswarm.png")
+        tracker.log_figure(
+            plot_beeswarm(report.explanation, f"{report.outcome}: SHAP (test sample)"), "plots/shap_beeswarm.png"
+        )
         tracker.log_figure(
             plot_waterfall(report.explanation, 0, f"{report.outcome}: why the first test row scores as it does"),
             "plots/shap_waterfall_example.png",
@@ -143,7 +148,8 @@ def outcome_candidate(
         score=float(report.test.metrics["roc_auc"]) if signal else float("nan"),
         score_champion=_auc_of(lambda m: m.predict(to_model_input(test))[column].to_numpy(dtype=float), y),
         description=f"Calibrated propensity that {report.dataset.spec.table} rows {_verb(name)} "
-        f"({run.dataset}); test AUC {report.test.metrics['roc_auc']:.3f} [{lo:.3f}, {report.test.ci['roc_auc'][1]:.3f}]",
+        f"({run.dataset}); test AUC {report.test.metrics['roc_auc']:.3f} "
+        f"[{lo:.3f}, {report.test.ci['roc_auc'][1]:.3f}]",
     )  # fmt: skip
 
 
@@ -172,7 +178,11 @@ def _scorer_holdout(run: TrainedRun) -> tuple[pd.DataFrame, np.ndarray, np.ndarr
 
 
 def _mean_auc(points: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
-    aucs = [roc_auc_score(y[groups == g], points[groups == g]) for g in np.unique(groups) if len(np.unique(y[groups == g])) == 2]
+    aucs = [
+        roc_auc_score(y[groups == g], points[groups == g])
+        for g in np.unique(groups)
+        if len(np.unique(y[groups == g])) == 2
+    ]
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
@@ -191,7 +201,9 @@ def scorer_candidate(run: TrainedRun, tracker: Tracker, run_id: str, prefix: str
     status = run.icp.profile["evidence"]["status"]
     return Candidate(
         name=f"{prefix}-{SCORER}", model=ref, score=score, metric="test_fit_points_auc",
-        score_champion=lambda m: _mean_auc(m.predict(to_model_input(holdout))["fit_points"].to_numpy(dtype=float), y, groups),
+        score_champion=lambda m: _mean_auc(
+            m.predict(to_model_input(holdout))["fit_points"].to_numpy(dtype=float), y, groups
+        ),
         description=f"ICP scores of accounts ({run.dataset}): fit points and score, tier, engagement, quadrant, "
         f"segment, negative-ICP flags and reasons; ICP evidence {status}, version {run.version}",
     )  # fmt: skip
@@ -205,7 +217,9 @@ def _summary_metrics(run: TrainedRun) -> dict[str, dict[str, float]]:
     out = {}
     for name, r in run.training.trained.items():
         lo, hi = r.test.ci["roc_auc"]
-        out[name] = {"test_roc_auc": r.test.metrics["roc_auc"], "test_roc_auc_ci_low": lo, "test_ece": r.test.metrics["ece"]}
+        out[name] = {
+            "test_roc_auc": r.test.metrics["roc_auc"], "test_roc_auc_ci_low": lo, "test_ece": r.test.metrics["ece"]
+        }
     return out
 
 

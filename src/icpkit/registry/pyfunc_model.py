@@ -26,7 +26,7 @@ class IcpkitPyfuncModel(PythonModel):
 
     # The DataFrame hint only tells MLflow not to infer a schema from hints: the logged signature
     # (double / string columns) is what MLflow enforces on the input.
-    def predict(self, context, model_input: Frame, params=None) -> Frame:
+    def predict(self, context, model_input: Frame, params=None) -> Frame:  # noqa: ARG002 - MLflow's PythonModel signature
         """Score ``model_input``."""
         return self.scorer.predict(model_input)
 

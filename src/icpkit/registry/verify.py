@@ -1,8 +1,8 @@
-"""Verify a registered icpkit model before loading it: ``python -m icpkit.registry.verify URI``.
+r"""Verify a registered icpkit model before loading it: ``python -m icpkit.registry.verify URI``.
 
 Example::
 
-    MLFLOW_TRACKING_URI=sqlite:///mlruns/mlflow.db \\
+    MLFLOW_TRACKING_URI=sqlite:///mlruns/mlflow.db \
         python -m icpkit.registry.verify models:/icp-scorer@champion --dst ./icp-scorer
 
 Exit 0: every file matches the SHA-256 manifest recorded at registration (with ``--dst`` the

@@ -33,7 +33,9 @@ REJECTED_COLUMNS = [INPUT_ROW, "id", REJECTED_REASON]
 class Scorer(Protocol):
     """Anything with ``predict(frame) -> DataFrame`` (same rows, same order, same index)."""
 
-    def predict(self, frame: pd.DataFrame) -> pd.DataFrame: ...
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Scores of ``frame``'s rows, one output row per input row."""
+        ...
 
 
 @dataclass
@@ -298,7 +300,7 @@ def _progress_bar(table: str, total: int | None, enabled: bool | None) -> Any:
 
     console = Console(stderr=True)
     if not (console.is_terminal if enabled is None else enabled):
-        return nullcontext(lambda n: None)
+        return nullcontext(lambda _n: None)
     return _RichBar(console, table, total)
 
 

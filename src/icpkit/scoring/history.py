@@ -58,7 +58,7 @@ def _empty_history() -> pd.DataFrame:
 
 
 def history_rows(accounts: pd.DataFrame, scoring_date: dt.date, model_versions: str) -> pd.DataFrame:
-    """This run's history rows from the scored accounts (after overrides).
+    """The current run's history rows, from the scored accounts (after overrides).
 
     Parameters
     ----------

@@ -99,6 +99,7 @@ class ColumnSpec:
         return self.lower
 
     def to_dict(self) -> dict[str, Any]:
+        """The column spec as a JSON-ready dict (unset optional fields left out)."""
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "required": self.required}
         for key in ("categories", "spelling"):
             value = getattr(self, key)
@@ -111,6 +112,7 @@ class ColumnSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ColumnSpec:
+        """Rebuild a column spec from :meth:`to_dict` output."""
         cats, spelling = d.get("categories"), d.get("spelling")
         return cls(
             name=str(d["name"]),
@@ -248,6 +250,7 @@ class InputSpec:
 
     # --- JSON -----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The spec as a JSON-ready dict."""
         return {
             "format": SPEC_FORMAT,
             "id_column": self.id_column,
@@ -256,30 +259,37 @@ class InputSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> InputSpec:
+        """Rebuild a spec from :meth:`to_dict` output; another format is a ``ValueError``."""
         if d.get("format") != SPEC_FORMAT:
             raise ValueError(f"not an input spec: format {d.get('format')!r}, expected {SPEC_FORMAT!r}")
         return cls(tuple(ColumnSpec.from_dict(c) for c in d["columns"]), id_column=d.get("id_column"))
 
     def to_json(self) -> str:
+        """The spec as indented JSON text with sorted keys."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> InputSpec:
+        """Rebuild a spec from :meth:`to_json` text."""
         return cls.from_dict(json.loads(text))
 
     def save(self, path: str | Path) -> None:
+        """Write the spec as JSON to ``path``."""
         Path(path).write_text(self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> InputSpec:
+        """Read a spec :meth:`save` wrote."""
         return cls.from_json(Path(path).read_text())
 
     # --- queries --------------------------------------------------------------------------------
     @property
     def names(self) -> list[str]:
+        """The column names, in spec order."""
         return [c.name for c in self.columns]
 
     def column(self, name: str) -> ColumnSpec:
+        """The spec of column ``name``; a ``KeyError`` if there is none."""
         for c in self.columns:
             if c.name == name:
                 return c
@@ -399,8 +409,10 @@ def enforce_unseen_share(
 
 
 def to_pyfunc_input(frame: pd.DataFrame) -> pd.DataFrame:
-    """The checked frame as a pyfunc signature takes it: numbers and booleans as float64, dates as
-    ISO text, everything else as object columns of ``str`` with ``None`` for missing.
+    """The checked frame as a pyfunc signature takes it.
+
+    Numbers and booleans become float64, dates ISO text, everything else object columns of
+    ``str`` with ``None`` for missing.
 
     The pandas and the Spark paths both feed models through this one function.
     """
@@ -601,8 +613,11 @@ _CHECKERS = {
 
 
 def _text(s: pd.Series) -> pd.Series:
-    """Any column as pandas ``str`` with NaN for missing; blank text is missing; whole numbers
-    print without ``.0`` (a category 3 is "3" whether it came as int, float or text)."""
+    """Any column as pandas ``str`` with NaN for missing.
+
+    Blank text is missing; whole numbers print without ``.0`` (a category 3 is "3" whether it came
+    as int, float or text).
+    """
     if isinstance(s.dtype, pd.StringDtype) or (
         s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty")
     ):

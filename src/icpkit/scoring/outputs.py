@@ -72,9 +72,13 @@ class RunOutput:
 class Destination(Protocol):
     """Where a run's tables and history go."""
 
-    def previous_scores(self, scoring_date: dt.date) -> pd.DataFrame: ...
+    def previous_scores(self, scoring_date: dt.date) -> pd.DataFrame:
+        """The rows of the latest run strictly before ``scoring_date`` (empty when there is none)."""
+        ...
 
-    def write(self, run: RunOutput, on_written: OnWritten | None = None) -> str: ...
+    def write(self, run: RunOutput, on_written: OnWritten | None = None) -> str:
+        """Write the run's tables and history; returns where they went."""
+        ...
 
 
 def version_label(versions: Mapping[str, str]) -> str:
@@ -124,9 +128,11 @@ class FolderDestination:
 
     @property
     def history_path(self) -> Path:
+        """The history file under the root folder."""
         return self.root / HISTORY_FILE
 
     def previous_scores(self, scoring_date: dt.date) -> pd.DataFrame:
+        """The rows of the latest run before ``scoring_date`` in the history file."""
         return previous_run(read_history_file(self.history_path), scoring_date)
 
     def write(self, run: RunOutput, on_written: OnWritten | None = None) -> str:
@@ -199,9 +205,11 @@ class SQLDestination:
 
     @property
     def history_table(self) -> str:
+        """The name of the history table (with the prefix)."""
         return f"{self.prefix}{HISTORY_TABLE}"
 
     def previous_scores(self, scoring_date: dt.date) -> pd.DataFrame:
+        """The rows of the latest run before ``scoring_date`` in the history table."""
         engine = _engine(self.url)
         try:
             with engine.connect() as conn:

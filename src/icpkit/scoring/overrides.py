@@ -58,6 +58,7 @@ class AppliedOverride:
 
     @property
     def message(self) -> str:
+        """One line for the log and the run summary: the account, the forced tier, by whom, rows touched."""
         o = self.override
         if self.rows_touched == 0:
             return f"{o.account_id}: not in the scored accounts, override to {o.forced_tier} touched 0 rows"

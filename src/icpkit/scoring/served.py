@@ -73,8 +73,11 @@ class ICPScorer:
         self.max_unseen_share = max_unseen_share
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Scores of account rows; an optional ``as_of`` column (or the model's extract date) is
-        the date ages and engagement refer to."""
+        """Scores of account rows.
+
+        An optional ``as_of`` column (else the model's extract date) is the date ages and
+        engagement refer to.
+        """
         as_of = pd.to_datetime(frame[AS_OF]) if AS_OF in frame.columns else pd.Timestamp(self.fitted.extract_date)
 
         def score(rows: pd.DataFrame) -> pd.DataFrame:
@@ -88,6 +91,7 @@ class ICPScorer:
         return score_checked(self.input_spec, frame, score, empty, self.max_unseen_share, "accounts")
 
     def save(self, folder: str | Path) -> Path:
+        """Write the fitted ICP with the input spec into ``folder``'s ``model.json``; returns the folder."""
         folder = self.fitted.save(folder)
         spec = json.loads((folder / "model.json").read_text())
         doc = {"format": ICP_SCORER_FORMAT, "fitted_icp": spec, "input_spec": self.input_spec.to_dict(),
@@ -97,8 +101,11 @@ class ICPScorer:
 
 
 def load_icp_scorer(folder: Path) -> ICPScorer:
+    """Read the scorer :meth:`ICPScorer.save` wrote into ``folder``."""
     doc = json.loads((Path(folder) / "model.json").read_text())
-    return ICPScorer(FittedICP.from_dict(doc["fitted_icp"]), InputSpec.from_dict(doc["input_spec"]), doc["max_unseen_share"])
+    return ICPScorer(
+        FittedICP.from_dict(doc["fitted_icp"]), InputSpec.from_dict(doc["input_spec"]), doc["max_unseen_share"]
+    )
 
 
 def icp_input_spec(fitted: FittedICP, book: pd.DataFrame) -> InputSpec:
@@ -132,9 +139,15 @@ class OutcomeScorer:
 
     @property
     def output_column(self) -> str:
+        """The propensity column, ``<outcome>_propensity``."""
         return f"{self.model.outcome}_propensity"
 
     def predict(self, rows: pd.DataFrame, reasons: bool = True) -> pd.DataFrame:
+        """The propensity of each row, with its reasons unless ``reasons`` is False.
+
+        Rows are checked against the input spec first when the model carries one.
+        """
+
         def score(accepted: pd.DataFrame) -> pd.DataFrame:
             # Rows to score are current: their account snapshot is as of now, so nothing is masked.
             X = self.spec.features(accepted, reference_date=None)
