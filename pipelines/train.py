@@ -2,10 +2,8 @@
 
 Loads and validates the CRM, trains the outcome models, derives the ICP, writes the profile to
 ``outputs/<experiment>/<date>/icp`` (``outputs/<experiment>/latest`` points at the newest), and
-only then logs the run to MLflow and registers the models, all at once.
-
-Exit codes: 0 trained and published; 2 bad input or config (a message, no traceback);
-3 nothing trained (every outcome skipped, with the reasons); 1 a bug (traceback).
+only then logs the run to MLflow and registers the models, all at once. A progress display
+shows each outcome's tuning trials and the ICP stage's steps.
 """
 
 from __future__ import annotations
@@ -14,17 +12,28 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipelines._cli import PROJECT_ROOT, add_common_args, console, run_main, setup_logging
+from pipelines._cli import (
+    EXIT_CODES,
+    PROJECT_ROOT,
+    add_common_args,
+    console,
+    new_parser,
+    run_main,
+    setup_logging,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 log = logging.getLogger("pipelines.train")
 NOTHING_TRAINED = 3
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    codes = {**EXIT_CODES, 0: "trained, the ICP written and the run published to MLflow"}
+    parser = new_parser("python -m pipelines.train", __doc__, codes)
     add_common_args(parser)
     parser.add_argument("--no-register", action="store_true", help="log runs but register no model")
     parser.add_argument(
@@ -42,11 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     import datetime as dt
 
     from icpkit.config import load_config
-    from icpkit.data.loading import load_crm
-    from icpkit.data.synthetic import ensure_synthetic_crm
     from pipelines._cli import environ, parse_overrides
 
-    cfg = load_config(args.config, parse_overrides(args.overrides))
+    cfg = load_config(args.config, parse_overrides(args.overrides))  # a config error answers before data imports
+
+    from icpkit.data.loading import load_crm
+    from icpkit.data.synthetic import ensure_synthetic_crm
+
     if args.no_register:
         cfg.tracking.register_models = False
     extract_date = cfg.data.extract_date or dt.date.today()
@@ -78,15 +89,16 @@ def main(argv: list[str] | None = None) -> int:
         check_dataset(uri, names, key, allow_change=cfg.tracking.allow_dataset_change)
     tracker = Tracker(uri, cfg.tracking.experiment, artifact_root=PROJECT_ROOT / "mlruns")
     previous = tracker.previous_training_json("icp/icp_profile.json")
-    with console.status("training…") as status:
-        run = train_and_profile(crm, cfg, previous, on_progress=lambda msg: status.update(f"{msg} …"))
+    with TrainingProgress() as progress:
+        run = train_and_profile(crm, cfg, previous, on_progress=progress.step, on_trial=progress.trial)
         if not run.training.trained:
+            progress.stop()
             _print_summary(run, None)
             console.print("[red]nothing trained[/]: every outcome was skipped (reasons above)", highlight=False)
             return NOTHING_TRAINED
-        status.update("writing the ICP …")
+        progress.step("writing the ICP")
         folder = write_outputs(run, args.outputs)
-        status.update("logging to MLflow and registering …")
+        progress.step("logging to MLflow and registering")
         from icpkit.registry.publish import publish
 
         published = publish(run, tracker, folder)
@@ -100,6 +112,61 @@ def main(argv: list[str] | None = None) -> int:
         highlight=False,
     )
     return 0
+
+
+class TrainingProgress:
+    """A rich progress display: the current step, a bar of tuning trials per outcome, the ICP steps.
+
+    ``step(message)`` takes :func:`icpkit.workflow.train_and_profile`'s ``on_progress`` messages
+    (``"training win"``, ``"ICP: segments"``, ...), ``trial(outcome, done, total)`` its ``on_trial``.
+    """
+
+    def __init__(self, to: Console | None = None) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from icpkit.icp.derive import ICP_STEPS
+
+        self._steps = ICP_STEPS
+        self._progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=to or console, transient=False,
+        )  # fmt: skip
+        self._status = self._progress.add_task("starting", total=None)
+        self._tuning: dict[str, int] = {}
+        self._icp: int | None = None
+
+    def __enter__(self) -> TrainingProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._progress.update(self._status, description="done", total=1, completed=1)
+        self._progress.stop()
+
+    def step(self, message: str) -> None:
+        self._progress.update(self._status, description=message)
+        if message.startswith("ICP: "):
+            if self._icp is None:
+                self._icp = self._progress.add_task("ICP stage", total=len(self._steps))
+            done = self._steps.index(message[5:]) if message[5:] in self._steps else 0
+            self._progress.update(self._icp, completed=done, description=f"ICP: {message[5:]}")
+        elif self._icp is not None:  # the ICP stage is over
+            self._progress.update(self._icp, completed=len(self._steps), description="ICP stage")
+
+    def trial(self, outcome: str, done: int, total: int) -> None:
+        if outcome not in self._tuning:
+            self._tuning[outcome] = self._progress.add_task(f"tuning {outcome} (trials)", total=total)
+        self._progress.update(self._tuning[outcome], completed=done, total=max(total, done))
 
 
 def _print_icp(run, folder, published) -> None:  # noqa: ANN001 - pipeline objects, printed only
