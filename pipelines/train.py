@@ -26,6 +26,7 @@ from pipelines._cli import (
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import TaskID
 
 log = logging.getLogger("pipelines.train")
 NOTHING_TRAINED = 3
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         check_dataset(uri, names, key, allow_change=cfg.tracking.allow_dataset_change)
     tracker = Tracker(uri, cfg.tracking.experiment, artifact_root=PROJECT_ROOT / "mlruns")
     previous = tracker.previous_training_json("icp/icp_profile.json")
-    with TrainingProgress() as progress:
+    with TrainingProgress(cfg.training.tuning.n_trials) as progress:
         run = train_and_profile(crm, cfg, previous, on_progress=progress.step, on_trial=progress.trial)
         if not run.training.trained:
             progress.stop()
@@ -119,28 +120,23 @@ class TrainingProgress:
 
     ``step(message)`` takes :func:`icpkit.workflow.train_and_profile`'s ``on_progress`` messages
     (``"training win"``, ``"ICP: segments"``, ...), ``trial(outcome, done, total)`` its ``on_trial``.
+    ``n_trials`` sizes each outcome's tuning bar before its first trial ends.
     """
 
-    def __init__(self, to: Console | None = None) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            SpinnerColumn,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+    def __init__(self, n_trials: int | None = None, to: Console | None = None) -> None:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         from icpkit.icp.derive import ICP_STEPS
 
-        self._steps = ICP_STEPS
+        self._steps, self._n_trials = ICP_STEPS, n_trials
         self._progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=to or console, transient=False,
+            SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(),
+            TextColumn("{task.fields[count]:>7}"), TimeElapsedColumn(), console=to or console,
         )  # fmt: skip
-        self._status = self._progress.add_task("starting", total=None)
-        self._tuning: dict[str, int] = {}
-        self._icp: int | None = None
+        self._status = self._progress.add_task("starting", total=None, count="")
+        self._tuning: dict[str, TaskID] = {}
+        self._done: dict[str, int] = {}
+        self._icp: TaskID | None = None
 
     def __enter__(self) -> TrainingProgress:
         self._progress.start()
@@ -150,23 +146,41 @@ class TrainingProgress:
         self.stop()
 
     def stop(self) -> None:
+        self._drop_untuned()
         self._progress.update(self._status, description="done", total=1, completed=1)
         self._progress.stop()
 
     def step(self, message: str) -> None:
+        self._drop_untuned()
         self._progress.update(self._status, description=message)
+        if message.startswith("training ") and self._n_trials:
+            self._bar(message.removeprefix("training "), 0, self._n_trials)
         if message.startswith("ICP: "):
             if self._icp is None:
-                self._icp = self._progress.add_task("ICP stage", total=len(self._steps))
-            done = self._steps.index(message[5:]) if message[5:] in self._steps else 0
-            self._progress.update(self._icp, completed=done, description=f"ICP: {message[5:]}")
+                self._icp = self._progress.add_task("ICP stage", total=len(self._steps), count="")
+            name = message.removeprefix("ICP: ")
+            done = self._steps.index(name) if name in self._steps else 0
+            self._set(self._icp, done, len(self._steps), description=f"ICP: {name}")
         elif self._icp is not None:  # the ICP stage is over
-            self._progress.update(self._icp, completed=len(self._steps), description="ICP stage")
+            self._set(self._icp, len(self._steps), len(self._steps), description="ICP stage")
 
     def trial(self, outcome: str, done: int, total: int) -> None:
+        self._bar(outcome, done, total)
+
+    def _bar(self, outcome: str, done: int, total: int) -> None:
         if outcome not in self._tuning:
-            self._tuning[outcome] = self._progress.add_task(f"tuning {outcome} (trials)", total=total)
-        self._progress.update(self._tuning[outcome], completed=done, total=max(total, done))
+            self._tuning[outcome] = self._progress.add_task(f"tuning {outcome} (trials)", total=total, count="")
+        self._done[outcome] = done
+        self._set(self._tuning[outcome], done, max(total, done))
+
+    def _set(self, task: TaskID, done: int, total: int, **fields: str) -> None:
+        self._progress.update(task, completed=done, total=total, count=f"{done}/{total}", **fields)
+
+    def _drop_untuned(self) -> None:
+        """An outcome skipped before tuning leaves no empty bar behind."""
+        for outcome in [o for o, n in self._done.items() if n == 0]:
+            self._progress.remove_task(self._tuning.pop(outcome))
+            del self._done[outcome]
 
 
 def _print_icp(run, folder, published) -> None:  # noqa: ANN001 - pipeline objects, printed only

@@ -76,16 +76,19 @@ def test_training_progress_has_a_trial_bar_per_outcome_and_an_icp_bar():
     import pipelines.train as train
     from icpkit.icp.derive import ICP_STEPS
 
-    progress = train.TrainingProgress(Console(file=io.StringIO()))
+    progress = train.TrainingProgress(3, Console(file=io.StringIO()))
     with progress:
         progress.step("training win")
         for done in (1, 2, 3):
             progress.trial("win", done, 3)
+        progress.step("training expansion")  # skipped: no trial, and no empty bar left behind
+        progress.step("training renewal")
         progress.trial("renewal", 1, 4)
         for step in ICP_STEPS:
             progress.step(f"ICP: {step}")
         progress.step("writing the ICP")
     tasks = {t.description: t for t in progress._progress.tasks}
+    assert "tuning expansion (trials)" not in tasks
     assert (tasks["tuning win (trials)"].completed, tasks["tuning win (trials)"].total) == (3, 3)
     assert (tasks["tuning renewal (trials)"].completed, tasks["tuning renewal (trials)"].total) == (1, 4)
     assert tasks["ICP stage"].completed == tasks["ICP stage"].total == len(ICP_STEPS)
