@@ -50,6 +50,30 @@ def parse_overrides(pairs: list[str]) -> dict[str, object]:
     return out
 
 
+#: Exit codes shared by the entry points (each lists the ones it can return in its ``--help``).
+EXIT_CODES = {
+    0: "success",
+    1: "a bug in icpkit (a traceback is printed; please report it)",
+    2: "bad input or config (a message names the key, table or column; no traceback)",
+    3: "nothing trained: every outcome was skipped (the reasons are printed)",
+    130: "interrupted (Ctrl-C)",
+}
+
+
+def new_parser(prog: str, description: str | None, codes: dict[int, str]) -> argparse.ArgumentParser:
+    """An argument parser whose ``--help`` ends with the command's exit codes.
+
+    Building it imports nothing heavy, so ``--help`` and argument typos answer at once.
+    """
+    lines = [f"  {code:<4}{meaning}" for code, meaning in sorted(codes.items())]
+    return argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog="exit codes:\n" + "\n".join(lines),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", type=Path, default=DEFAULT_CONFIG, help="YAML config (default: %(default)s)"

@@ -12,12 +12,12 @@ import datetime as dt
 import time
 from pathlib import Path
 
-from icpkit.data.synthetic import generate_crm, write_synthetic_crm
-from pipelines._cli import console, run_main, setup_logging
+from pipelines._cli import EXIT_CODES, console, new_parser, run_main, setup_logging
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.generate", description=__doc__)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    codes = {0: "generated and written", 1: EXIT_CODES[1], 2: "bad arguments", 130: EXIT_CODES[130]}
+    parser = new_parser("python -m pipelines.generate", __doc__, codes)
     parser.add_argument(
         "--accounts", type=int, default=20_000, help="number of accounts (default: %(default)s)"
     )
@@ -28,8 +28,18 @@ def main() -> int:
         help="the export's date: no event is later (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument("--format", choices=["csv", "parquet"], default="csv", help="file format")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.accounts < 1:
+        parser.error(f"--accounts must be at least 1, got {args.accounts}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)  # before any heavy import: --help and typos answer at once
     setup_logging()
+
+    from icpkit.data.synthetic import generate_crm, write_synthetic_crm
+
     started = time.perf_counter()
     with console.status(f"generating {args.accounts:,} accounts…"):
         crm = generate_crm(args.accounts, args.seed, args.extract_date)

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines._cli import PROJECT_ROOT, add_common_args, console, run_main, setup_logging
+from pipelines._cli import (
+    EXIT_CODES,
+    PROJECT_ROOT,
+    add_common_args,
+    console,
+    new_parser,
+    run_main,
+    setup_logging,
+)
 
 log = logging.getLogger("pipelines.score")
 
@@ -29,7 +37,13 @@ ENTITY_KEEP = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.score", description=__doc__)
+    codes = {
+        0: "scored and written",
+        1: EXIT_CODES[1],
+        2: "bad input or config, or no registered icp-scorer model to score with (train first)",
+        130: EXIT_CODES[130],
+    }
+    parser = new_parser("python -m pipelines.score", __doc__, codes)
     add_common_args(parser)
     parser.add_argument(
         "--version",
@@ -67,8 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)  # before any heavy import: --help and typos answer at once
     setup_logging(args.verbose)
     return run(args)
 
@@ -160,12 +178,14 @@ def _requested_versions(values: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     """Everything after argument parsing (heavy imports start here)."""
     from icpkit.config import load_config
+    from pipelines._cli import environ, parse_overrides
+
+    cfg = load_config(args.config, parse_overrides(args.overrides))  # a config error answers before data imports
+
     from icpkit.data.loading import load_crm
     from icpkit.data.synthetic import ensure_synthetic_crm
     from icpkit.registry import resolve_tracking_uri
-    from pipelines._cli import environ, parse_overrides
 
-    cfg = load_config(args.config, parse_overrides(args.overrides))
     scoring_date = args.date or cfg.data.extract_date or dt.date.today()
     extract = cfg.data.extract_date or scoring_date
     uri = resolve_tracking_uri(cfg.tracking.tracking_uri, environ(), PROJECT_ROOT)

@@ -2,10 +2,8 @@
 
 Loads and validates the CRM, trains the outcome models, derives the ICP, writes the profile to
 ``outputs/<experiment>/<date>/icp`` (``outputs/<experiment>/latest`` points at the newest), and
-only then logs the run to MLflow and registers the models, all at once.
-
-Exit codes: 0 trained and published; 2 bad input or config (a message, no traceback);
-3 nothing trained (every outcome skipped, with the reasons); 1 a bug (traceback).
+only then logs the run to MLflow and registers the models, all at once. A progress display
+shows each outcome's tuning trials and the ICP stage's steps.
 """
 
 from __future__ import annotations
@@ -14,17 +12,29 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipelines._cli import PROJECT_ROOT, add_common_args, console, run_main, setup_logging
+from pipelines._cli import (
+    EXIT_CODES,
+    PROJECT_ROOT,
+    add_common_args,
+    console,
+    new_parser,
+    run_main,
+    setup_logging,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
 
 log = logging.getLogger("pipelines.train")
 NOTHING_TRAINED = 3
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    codes = {**EXIT_CODES, 0: "trained, the ICP written and the run published to MLflow"}
+    parser = new_parser("python -m pipelines.train", __doc__, codes)
     add_common_args(parser)
     parser.add_argument("--no-register", action="store_true", help="log runs but register no model")
     parser.add_argument(
@@ -42,11 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     import datetime as dt
 
     from icpkit.config import load_config
-    from icpkit.data.loading import load_crm
-    from icpkit.data.synthetic import ensure_synthetic_crm
     from pipelines._cli import environ, parse_overrides
 
-    cfg = load_config(args.config, parse_overrides(args.overrides))
+    cfg = load_config(args.config, parse_overrides(args.overrides))  # a config error answers before data imports
+
+    from icpkit.data.loading import load_crm
+    from icpkit.data.synthetic import ensure_synthetic_crm
+
     if args.no_register:
         cfg.tracking.register_models = False
     extract_date = cfg.data.extract_date or dt.date.today()
@@ -81,15 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     # tracking server decides where its artifacts go.
     tracker = Tracker(uri, cfg.tracking.experiment)
     previous = tracker.previous_training_json("icp/icp_profile.json")
-    with console.status("training…") as status:
-        run = train_and_profile(crm, cfg, previous, on_progress=lambda msg: status.update(f"{msg} …"))
+    with TrainingProgress(cfg.training.tuning.n_trials) as progress:
+        run = train_and_profile(crm, cfg, previous, on_progress=progress.step, on_trial=progress.trial)
         if not run.training.trained:
+            progress.stop()
             _print_summary(run, None)
             console.print("[red]nothing trained[/]: every outcome was skipped (reasons above)", highlight=False)
             return NOTHING_TRAINED
-        status.update("writing the ICP …")
+        progress.step("writing the ICP")
         folder = write_outputs(run, args.outputs, latest=False)
-        status.update("logging to MLflow and registering …")
+        progress.step("logging to MLflow and registering")
         from icpkit.registry.publish import publish
 
         published = publish(run, tracker, folder)
@@ -106,6 +119,74 @@ def main(argv: list[str] | None = None) -> int:
         highlight=False,
     )
     return 0
+
+
+class TrainingProgress:
+    """A rich progress display: the current step, a bar of tuning trials per outcome, the ICP steps.
+
+    ``step(message)`` takes :func:`icpkit.workflow.train_and_profile`'s ``on_progress`` messages
+    (``"training win"``, ``"ICP: segments"``, ...), ``trial(outcome, done, total)`` its ``on_trial``.
+    ``n_trials`` sizes each outcome's tuning bar before its first trial ends.
+    """
+
+    def __init__(self, n_trials: int | None = None, to: Console | None = None) -> None:
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        from icpkit.icp.derive import ICP_STEPS
+
+        self._steps, self._n_trials = ICP_STEPS, n_trials
+        self._progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description:<34}"), BarColumn(),
+            TextColumn("{task.fields[count]:>7}"), TimeElapsedColumn(), console=to or console,
+        )  # fmt: skip
+        self._status = self._progress.add_task("starting", total=None, count="")
+        self._tuning: dict[str, TaskID] = {}
+        self._done: dict[str, int] = {}
+        self._icp: TaskID | None = None
+
+    def __enter__(self) -> TrainingProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._drop_untuned()
+        self._progress.update(self._status, description="done", total=1, completed=1)
+        self._progress.stop()
+
+    def step(self, message: str) -> None:
+        self._drop_untuned()
+        self._progress.update(self._status, description=message)
+        if message.startswith("training ") and self._n_trials:
+            self._bar(message.removeprefix("training "), 0, self._n_trials)
+        if message.startswith("ICP: "):
+            if self._icp is None:
+                self._icp = self._progress.add_task("ICP stage", total=len(self._steps), count="")
+            name = message.removeprefix("ICP: ")
+            done = self._steps.index(name) if name in self._steps else 0
+            self._set(self._icp, done, len(self._steps), description=f"ICP: {name}")
+        elif self._icp is not None:  # the ICP stage is over
+            self._set(self._icp, len(self._steps), len(self._steps), description="ICP stage")
+
+    def trial(self, outcome: str, done: int, total: int) -> None:
+        self._bar(outcome, done, total)
+
+    def _bar(self, outcome: str, done: int, total: int) -> None:
+        if outcome not in self._tuning:
+            self._tuning[outcome] = self._progress.add_task(f"tuning {outcome} (trials)", total=total, count="")
+        self._done[outcome] = done
+        self._set(self._tuning[outcome], done, max(total, done))
+
+    def _set(self, task: TaskID, done: int, total: int, **fields: str) -> None:
+        self._progress.update(task, completed=done, total=total, count=f"{done}/{total}", **fields)
+
+    def _drop_untuned(self) -> None:
+        """An outcome skipped before tuning leaves no empty bar behind."""
+        for outcome in [o for o, n in self._done.items() if n == 0]:
+            self._progress.remove_task(self._tuning.pop(outcome))
+            del self._done[outcome]
 
 
 def _print_icp(run, folder) -> None:  # noqa: ANN001 - pipeline objects, printed only

@@ -70,6 +70,7 @@ def train_and_profile(
     cfg: Config,
     previous_profile: dict[str, Any] | None = None,
     on_progress: Callable[[str], None] | None = None,
+    on_trial: Callable[[str, int, int], None] | None = None,
 ) -> TrainedRun:
     """Train every configured outcome, then derive and profile the ICP (when anything trained).
 
@@ -82,15 +83,19 @@ def train_and_profile(
     previous_profile : dict, optional
         The previous version's ``icp_profile.json``, for "what changed".
     on_progress : callable, optional
-        Called with a short message as each step starts (for a progress display).
+        Called with a short message as each step starts (for a progress display): ``"training
+        <outcome>"``, then ``"ICP: <step>"`` for each of :data:`icpkit.icp.derive.ICP_STEPS`.
+    on_trial : callable, optional
+        Called as ``on_trial(outcome, done, total)`` after each tuning trial (for a progress bar).
     """
     say = on_progress or (lambda msg: log.info("%s", msg))
     started, timings = dt.datetime.now(dt.UTC), {}
     t = time.perf_counter()
     catalogue = attribute_catalogue(crm, cfg)
     training = train_outcomes(
-        crm, cfg, catalogue, on_outcome=lambda name, state: say(f"training {name}") if state == "start" else None
-    )
+        crm, cfg, catalogue, on_trial=on_trial,
+        on_outcome=lambda name, state: say(f"training {name}") if state == "start" else None,
+    )  # fmt: skip
     timings["train outcomes"] = time.perf_counter() - t
     dataset, version = dataset_name(cfg), run_version(crm, cfg)
     icp = None

@@ -14,9 +14,11 @@ import pytest
 
 from icpkit.data.loading import load_crm
 from icpkit.features import raw_rows
+from icpkit.icp.derive import ICP_STEPS
 from icpkit.models.fitting import split_by_time
 from icpkit.registry import champion_version, load_verified
 from icpkit.training import summary_table, train_outcomes
+from icpkit.workflow import train_and_profile
 from tests.integration.conftest import EXTRACT, small_config, train_and_publish
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,6 +115,16 @@ def test_missing_table_and_too_little_data_skip_with_a_reason(crm_folder, tmp_pa
     assert summary.loc["renewal", "status"] == "skipped"
     assert "table 'subscriptions' is absent" in summary.loc["renewal", "note"]
     assert summary.loc["win", "status"] == "skipped" and "training.min_rows=200" in summary.loc["win", "note"]
+
+
+def test_train_and_profile_reports_every_tuning_trial_and_every_icp_step(crm_folder, tmp_path):
+    cfg = small_config(crm_folder, tmp_path, outcomes=["win", "renewal"], tuning={"n_trials": 3}, max_boost_rounds=60)
+    trials, steps = [], []
+    run = train_and_profile(load_crm(cfg.data, EXTRACT), cfg, on_progress=steps.append,
+                            on_trial=lambda *call: trials.append(call))  # fmt: skip
+    assert set(run.training.trained) == {"win", "renewal"}
+    assert trials == [(o, done, 3) for o in ("win", "renewal") for done in (1, 2, 3)]
+    assert steps == ["training win", "training renewal", *(f"ICP: {s}" for s in ICP_STEPS)]
 
 
 def _cli(tmp_path, config_text, *args):

@@ -616,6 +616,14 @@ class ICPDerivation:
     winning: dict[str, Any] = field(default_factory=dict)
 
 
+#: The steps :func:`derive_icp` announces through ``on_step``, in order (for progress displays;
+#: a test keeps this list equal to the calls).
+ICP_STEPS = (
+    "evidence", "fit scorecard", "engagement scorecard", "negative ICP", "segments", "scores and tiers",
+    "value cohorts",
+)  # fmt: skip
+
+
 def derive_icp(
     crm: CRMData, training: TrainingResult, cfg: Config, version: str, dataset: str,
     on_step: Callable[[str], None] | None = None,
