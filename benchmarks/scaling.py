@@ -158,12 +158,16 @@ def totals(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def linearity(df: pd.DataFrame, ratio_limit: float = 1.25, floor_s: float = 1.0) -> pd.DataFrame:
+def linearity(
+    df: pd.DataFrame, ratio_limit: float = 1.25, floor_s: float = 1.0, value: str = "cpu_s"
+) -> pd.DataFrame:
+    """Growth of each stage's ``value`` between the two largest sizes (CPU by default: wall time
+    on a shared machine measures the neighbours as much as the code)."""
     sizes = sorted(df["accounts"].unique())
     if len(sizes) < 2:
         return pd.DataFrame()
     a, b = sizes[-2], sizes[-1]
-    wide = df.pivot_table(index="name", columns="accounts", values="wall_s", aggfunc="sum")
+    wide = df.pivot_table(index="name", columns="accounts", values=value, aggfunc="sum")
     rows = []
     for name, row in wide.iterrows():
         ta, tb = row.get(a), row.get(b)
@@ -215,6 +219,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "scaling.json")
     parser.add_argument("--timeout", type=float, default=3600, help="per subprocess, seconds")
+    parser.add_argument("--report", type=Path, nargs="*", help="only print the tables of these JSON files")
     parser.add_argument("--child-generate", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-train", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -229,6 +234,9 @@ def main() -> None:
 
     pd.set_option("display.width", 220)
     pd.set_option("display.max_rows", 200)
+    if args.report:
+        report([r for p in args.report for r in json.loads(p.read_text())["results"]])
+        return
     CACHE.mkdir(parents=True, exist_ok=True)
     env = machine()
     print("machine:", env, flush=True)
@@ -241,17 +249,23 @@ def main() -> None:
         gc.collect()
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"machine": env, "results": results}, indent=1))
+    report(results)
+    print(f"\nfigures written to {args.json}; max RSS of this driver {rss_mb():.0f} MB")
+
+
+def report(results: list[dict[str, object]]) -> None:
     df = stage_table(results)
     print("\nper stage (peak RSS = the process high-water mark during the stage):")
-    print(df.pivot_table(index="name", columns="accounts", values="wall_s", aggfunc="sum", sort=False).round(1))
+    for value in ("wall_s", "cpu_s", "peak_rss_mb"):
+        print(f"\n{value}:")
+        print(df.pivot_table(index="name", columns="accounts", values=value, aggfunc="sum", sort=False).round(1))
     print(df.drop(columns=["start_rss_mb"]).round(1).to_string(index=False))
     print("\nend to end (load .. publish; generation apart):")
     print(totals(df).round(1).to_string(index=False))
     lin = linearity(df)
     if len(lin):
-        print("\ngrowth between the two largest sizes (ok: at most 1.25x the account ratio, or < 1 s):")
+        print("\nCPU-time growth between the two largest sizes (ok: at most 1.25x the account ratio, or < 1 s):")
         print(lin.to_string(index=False))
-    print(f"\nfigures written to {args.json}; max RSS of this driver {rss_mb():.0f} MB")
 
 
 if __name__ == "__main__":
