@@ -344,6 +344,27 @@ class TiersConfig(_Strict):
     #: their score, the rest are tiered by the cutoffs below Perfect.
     capacity_percent: float | None = Field(None, gt=0, lt=100)
 
+    @field_validator("cutoffs")
+    @classmethod
+    def _decreasing(cls, v: dict[str, float]) -> dict[str, float]:
+        validate_tier_cutoffs(v)
+        return v
+
+
+def validate_tier_cutoffs(cutoffs: dict[str, float]) -> None:
+    """Tier lower bounds lie within 0-100 and decrease from the best tier to the worst."""
+    previous_tier, previous = None, float("inf")
+    for tier, cutoff in cutoffs.items():
+        value = float(cutoff)
+        if not 0.0 <= value <= 100.0:
+            raise ValueError(f"cutoff for tier {tier!r} must be within 0-100, got {cutoff}")
+        if value >= previous:
+            raise ValueError(
+                f"cutoffs must decrease from best to worst tier: {tier!r} ({cutoff}) is not below "
+                f"{previous_tier!r} ({previous})"
+            )
+        previous_tier, previous = tier, value
+
 
 class ICPConfig(_Strict):
     """How the ICP is derived from the outcome models (see README "The ICP")."""

@@ -20,7 +20,6 @@ from icpkit.training import summary_table, train_outcomes
 from tests.integration.conftest import EXTRACT, small_config, train_and_publish
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
 
 
 def test_all_outcomes_and_the_scorer_are_registered_with_runs_a_person_can_browse(trained):
@@ -89,6 +88,7 @@ def test_scoring_without_reasons_gives_the_same_scores_and_empty_reasons(trained
     pd.testing.assert_frame_equal(bare[scores], full[scores])
 
 
+@pytest.mark.slow  # a second training
 def test_same_seed_same_metrics_and_an_equal_model_keeps_the_gate(trained, crm_folder):
     cfg, store, first, _, _ = trained
     again, published, _ = train_and_publish(cfg, store)
@@ -99,6 +99,7 @@ def test_same_seed_same_metrics_and_an_equal_model_keeps_the_gate(trained, crm_f
     assert again.icp.profile["changes"]["previous_version"] == first.version
 
 
+@pytest.mark.slow  # a second training
 def test_a_worse_model_becomes_challenger(trained):
     cfg, store, _, _, _ = trained
     cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"outcomes": ["win"]})})
@@ -156,6 +157,7 @@ def test_cli_with_nothing_to_train_exits_3(tmp_path):
     assert "nothing trained" in proc.stderr and "table 'leads' is absent" in proc.stderr
 
 
+@pytest.mark.slow  # a second training
 def test_cli_trains_a_tiny_crm_and_prints_its_summary(crm_folder, tmp_path):
     text = (
         f"data:\n  source: {crm_folder}\n  extract_date: 2025-12-31\n"

@@ -62,3 +62,35 @@ def test_attribute_tagged_twice_is_an_error():
 def test_missing_config_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("cutoffs", "message"),
+    [
+        ("{Perfect: 60, Strong: 80, Moderate: 40}", r"icp\.tiers\.cutoffs.*'Strong' \(80\.0\) is not below 'Perfect'"),
+        ("{Perfect: 120, Strong: 60, Moderate: 40}", r"icp\.tiers\.cutoffs.*within 0-100"),
+    ],
+)
+def test_tier_cutoffs_are_checked_when_the_config_loads(tmp_path, cutoffs, message):
+    p = tmp_path / "c.yaml"
+    p.write_text(f"data: {{source: x}}\nicp: {{tiers: {{cutoffs: {cutoffs}}}}}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(p)
+
+
+def test_set_pairs_are_parsed_as_yaml_values_and_reach_the_config(tmp_path):
+    from pipelines._cli import parse_overrides
+
+    pairs = parse_overrides(["training.tuning.n_trials=5", "icp.high_fit = 70.5", "training.outcomes=[win]"])
+    assert pairs == {"training.tuning.n_trials": 5, "icp.high_fit": 70.5, "training.outcomes": ["win"]}
+    p = tmp_path / "c.yaml"
+    p.write_text("data: {source: x}\n")
+    cfg = load_config(p, pairs)
+    assert (cfg.training.tuning.n_trials, cfg.icp.high_fit, cfg.training.outcomes) == (5, 70.5, ["win"])
+
+
+def test_set_without_equals_sign_is_a_clear_error():
+    from pipelines._cli import parse_overrides
+
+    with pytest.raises(ConfigError, match="--set expects KEY=VALUE, got 'training.seed'"):
+        parse_overrides(["training.seed"])

@@ -99,6 +99,10 @@ def test_ensure_generates_once_and_regenerates_when_settings_change(tmp_path):
     assert ensure_synthetic_crm(out, cfg, EXTRACT) is False
     assert ensure_synthetic_crm(out, SyntheticConfig(n_accounts=400, seed=1), EXTRACT) is True
     assert read_truth(out).meta["n_accounts"] == 400
+    parquet = SyntheticConfig(n_accounts=400, seed=1, file_format="parquet")
+    assert ensure_synthetic_crm(out, parquet, EXTRACT) is True
+    assert (out / "accounts.parquet").is_file() and not (out / "accounts.csv").exists()
+    assert ensure_synthetic_crm(out, parquet, EXTRACT) is False
 
 
 def test_ensure_refuses_to_overwrite_a_users_folder(tmp_path):

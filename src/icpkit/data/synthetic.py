@@ -563,7 +563,8 @@ def ensure_synthetic_crm(
     }
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text())
-        has_tables = any((folder / f"accounts.{ext}").is_file() for ext in ("csv", "parquet"))
+        # The wanted format: a CSV copy does not satisfy data.synthetic.file_format = parquet.
+        has_tables = (folder / f"accounts.{synthetic.file_format}").is_file()
         if has_tables and all(meta.get(k) == v for k, v in wanted.items()):
             return False
     elif folder.exists() and any(folder.iterdir()):

@@ -18,7 +18,7 @@ from scipy.stats.contingency import association
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 MISSING = "missing"
 OTHER = "other"

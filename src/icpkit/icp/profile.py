@@ -16,7 +16,7 @@ import pandas as pd
 
 from icpkit.attributes import describe_roles
 from icpkit.data.crm import CRMData
-from icpkit.icp.derive import EXCLUSION_MIN_LIFT, ICPDerivation
+from icpkit.icp.derive import EXCLUSION_MIN_LIFT, NEGATIVE_OUTCOMES, ICPDerivation
 from icpkit.icp.diff import profile_diff
 from icpkit.icp.scores import TIER_ORDER
 from icpkit.icp.weights import dimension_weights
@@ -182,9 +182,21 @@ def weights_section(d: ICPDerivation) -> dict[str, Any]:
     }
 
 
+def _of_outcomes_with_signal(d: ICPDerivation, drivers: pd.DataFrame) -> pd.DataFrame:
+    """Significant drivers of the outcomes whose model beats chance (churn: renewal, loss: win).
+
+    Gated per outcome, not on the ICP's evidence: when the signal is in offer terms only (Telco:
+    the contract), the offer's churn risks are what the profile can tell, and they are shown.
+    """
+    if not len(drivers):
+        return drivers
+    kinds = {kind for outcome, kind in NEGATIVE_OUTCOMES.items() if outcome in d.evidence.with_signal}
+    return drivers[drivers["significant"].astype(bool) & drivers["outcome"].isin(kinds)]
+
+
 def negative_section(d: ICPDerivation, sufficient: bool) -> dict[str, Any]:
     n = d.negative
-    drivers = n.drivers[n.drivers["significant"].astype(bool)] if len(n.drivers) else n.drivers
+    drivers = _of_outcomes_with_signal(d, n.drivers)
     share = (d.scores["fit_penalty"] > 0).mean() if "fit_penalty" in d.scores and len(d.scores) else 0.0
     flagged = {o: records(c[c["flagged"]]) for o, c in n.censoring.items()}
     return {
@@ -196,7 +208,7 @@ def negative_section(d: ICPDerivation, sufficient: bool) -> dict[str, Any]:
             f"Confirmed customer drivers with lift >= {EXCLUSION_MIN_LIFT} become exclusions (one per attribute); "
             "confirmed churn drivers become the fit penalty"
         ),
-        "drivers": records(drivers, limit=30) if sufficient else [],
+        "drivers": records(drivers, limit=30),
         "exclusions": [r.to_dict() for r in d.fitted.exclusions],
         "penalty": {
             "rules": [r.to_dict() for r in d.fitted.penalty_rules],
@@ -206,7 +218,7 @@ def negative_section(d: ICPDerivation, sufficient: bool) -> dict[str, Any]:
         "set_aside": [{**r.to_dict(), "why": why} for r, why in n.set_aside] if sufficient else [],
         "censoring": flagged,
         "unlabelled": n.unlabelled,
-        "offer_risks": records(n.offer_risks, limit=15) if sufficient else [],
+        "offer_risks": records(_of_outcomes_with_signal(d, n.offer_risks), limit=15),
     }
 
 

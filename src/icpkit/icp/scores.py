@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from icpkit.config import validate_tier_cutoffs
+
 TIER_ORDER = ["Perfect", "Strong", "Moderate", "Weak"]
 # Lower edges (inclusive) of each tier; anything below the last one is "Weak".
 DEFAULT_CUTOFFS: dict[str, float] = {"Perfect": 80.0, "Strong": 60.0, "Moderate": 40.0}
@@ -64,20 +66,6 @@ def capacity_cutoff(fit_scores: np.ndarray, capacity_percent: float) -> float:
     return float(np.quantile(v, 1.0 - capacity_percent / 100.0, method="higher")) if v.size else 100.0
 
 
-def _validate_cutoffs(cutoffs: dict[str, float]) -> None:
-    previous_tier, previous = None, math.inf
-    for tier, cutoff in cutoffs.items():
-        value = float(cutoff)
-        if not 0.0 <= value <= 100.0:
-            raise ValueError(f"cutoff for tier {tier!r} must be within 0-100, got {cutoff}")
-        if value >= previous:
-            raise ValueError(
-                f"cutoffs must decrease from best to worst tier: {tier!r} ({cutoff}) is not below "
-                f"{previous_tier!r} ({previous})"
-            )
-        previous_tier, previous = tier, value
-
-
 def assign_tiers(
     scores: np.ndarray,
     cutoffs: dict[str, float] | None = None,
@@ -105,7 +93,7 @@ def assign_tiers(
         ValueError: on cutoffs out of 0-100 or not decreasing (naming the tier), or a bad capacity.
     """
     cuts = dict(DEFAULT_CUTOFFS if cutoffs is None else cutoffs)
-    _validate_cutoffs(cuts)
+    validate_tier_cutoffs(cuts)
     vals = np.asarray(scores, dtype=float)
     scored = ~np.isnan(vals)
     tiers = np.full(vals.shape, UNSCORED, dtype=object)
