@@ -150,39 +150,41 @@ def main() -> None:
                     "noise_below_3%": noise < 3.0,
                 }
             )
-        blended = pd.DataFrame(p["weights"].get("blended_fit", []))
+        blended = pd.DataFrame(p["weights"].get("icp", []), columns=["attribute", "weight"])
         blended_noise = float(blended.loc[blended["attribute"].isin(NOISE_ATTRIBUTES), "weight"].sum())
         print(f"\nsynthetic CRM, {args.accounts:,} accounts, seed {args.seed}: attribute weights vs truth")
         print(pd.DataFrame(rows).to_string(index=False))
         print(f"combined fit weight of noise attributes: {blended_noise:.2f}%")
 
         seg_truth = run.synthetic.segments.set_index("account_id")["segment"]
-        found = icp.account_scores.set_index("account_id")["segment"]
-        ari = adjusted_rand_score(seg_truth.reindex(found.index), found)
-        print(f"\nsegments: k={p['segments']['k']} on {p['segments']['attributes']}")
+        found = icp.account_scores.set_index("account_id")["segment"].astype("float").fillna(-1)
+        ari = adjusted_rand_score(seg_truth.reindex(found.index).astype(str), found)
+        print(f"\nsegments: k={p['segments'].get('k')} on {p['segments'].get('attributes')}")
         print(
             f"adjusted Rand index vs planted: {ari:.3f} (target >= 0.7): {'PASS' if ari >= 0.7 else 'FAIL'}"
         )
 
         drivers = icp.tables["negative_icp_drivers"]
         churn = drivers[
-            (drivers["outcome"] == "churn") & drivers["significant"] & drivers["confirmed_by_model"]
+            (drivers["outcome"] == "churn") & drivers["significant"].astype(bool)
         ]
         planted = [d["attribute"] for d in truth["churn_drivers"]]
         lead = churn["attribute"].head(len(planted)).tolist()
         print(f"\nnegative ICP: planted churn drivers {planted}; leading confirmed churn drivers:")
         cols = ["attribute", "value", "support", "bad_rate", "baseline_rate", "lift", "excess_bad"]
-        print(churn.head(6)[[*cols, "model_contribution"]].round(3).to_string(index=False))
+        print(churn.head(6)[cols].round(3).to_string(index=False))
         print(f"planted drivers lead: {'PASS' if sorted(lead) == sorted(planted) else 'FAIL'}")
-        print(f"\ntiers monotone: {p['tiers']['monotone']}; notes: {p['tiers']['warnings']}")
+        print(f"\ntiers validated: {p['tiers'].get('validated')}; statements: {p['tiers'].get('statements')}; "
+              f"notes: {p['tiers'].get('warnings')}")
         print(pd.DataFrame(p["tiers"]["table"]).round(3).to_string(index=False))
-        print("\nfit scorecard agreement:", p["scores"]["fit_scorecard_agreement"])
+        print("\nfit scorecard on test periods:", {o: (round(v.get("scorecard_test_auc", float("nan")), 3), v.get("beats_chance"))
+                                                  for o, v in p["scorecard"]["validation"].items()})  # fmt: skip
 
         shuffled = prepare(Path(tmp) / "shuffled", args.accounts, args.seed, mangle=_shuffle)
         sp = run_icp(shuffled).profile
         n_traits = len(sp["cohorts"].get("traits", []))
-        n_drivers = len(sp["negative_icp"]["drivers"])
-        n_excl = len(sp["negative_icp"]["exclusion_criteria"])
+        n_drivers = len(sp["negative_icp"].get("drivers", []))
+        n_excl = len(sp["negative_icp"].get("exclusions", []))
         ok = sp["evidence"]["status"] == "insufficient" and n_traits == n_excl == 0
         n_icps = len(sp.get("segments", {}).get("distinct_icps", []))
         print(

@@ -55,6 +55,8 @@ class Meter:
 
     stages: list[Stage] = field(default_factory=list)
     _open: tuple[str, float, float, float] | None = None
+    #: If set, every finished stage is written there at once (a killed run keeps what it measured).
+    path: Path | None = None
 
     def start(self, name: str) -> None:
         self.stop()
@@ -67,6 +69,8 @@ class Meter:
         name, t, c, r = self._open
         self.stages.append(Stage(name, time.perf_counter() - t, _cpu() - c, rss_mb("VmHWM"), r))
         self._open = None
+        if self.path is not None:
+            self.path.write_text(json.dumps({"stages": [asdict(s) for s in self.stages], "partial": True}, indent=1))
 
     def dump(self, path: Path, **extra: object) -> None:
         self.stop()

@@ -39,7 +39,7 @@ import pandas as pd
 from benchmarks.meter import Meter
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ["default.yaml", "maven_crm.yaml", "ravenstack.yaml", "telco.yaml"]
+CONFIGS = ["default.yaml", "maven_crm.yaml", "ravenstack.yaml", "ibm_telco.yaml"]
 
 
 def _categorical(X: pd.DataFrame) -> list[str]:

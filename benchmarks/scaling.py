@@ -65,7 +65,7 @@ def _config(folder: Path, tmp: Path):  # noqa: ANN202 - Config
 
 def _train(folder: Path, out: Path) -> None:
     """What ``python -m pipelines.train`` does, stage by stage."""
-    meter = Meter()
+    meter = Meter(path=out.with_suffix(".partial.json"))
     meter.start("imports")
     from icpkit.data.loading import load_crm
     from icpkit.features import attribute_catalogue, build_outcome_dataset
