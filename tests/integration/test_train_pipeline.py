@@ -78,6 +78,20 @@ def test_the_registered_scorer_reproduces_training_in_a_fresh_process(trained, t
         assert served[col].astype(str).tolist() == written[col].astype(str).tolist(), col
 
 
+def test_scoring_without_reasons_gives_the_same_scores_and_empty_reasons(trained):
+    from icpkit.scoring.served import ICPScorer, icp_input_spec
+
+    _, _, run, _, _ = trained
+    fitted, book = run.icp.fitted, run.icp.derivation.book
+    scorer = ICPScorer(fitted, icp_input_spec(fitted, book))
+    frame = book.reindex(columns=fitted.input_columns())
+    full, bare = scorer.predict(frame), scorer.predict(frame, reasons=False)
+    assert full["reasons_up"].str.len().gt(0).any()
+    assert (bare["reasons_up"] == "").all() and (bare["reasons_down"] == "").all()
+    scores = [c for c in full.columns if c not in ("reasons_up", "reasons_down")]
+    pd.testing.assert_frame_equal(bare[scores], full[scores])
+
+
 @pytest.mark.slow  # a second training
 def test_same_seed_same_metrics_and_an_equal_model_keeps_the_gate(trained, crm_folder):
     cfg, store, first, _, _ = trained

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,15 +249,23 @@ def _unseen_counts(checked: Any, spec: InputSpec) -> tuple[dict[str, int], dict[
 
 
 def _model_udf(spark: Any, model_uri: str, tracking_uri: str | None, result_type: Any) -> Any:
+    import tempfile
+
     import mlflow.pyfunc
+    from mlflow.models import Model
 
-    from icpkit.registry.tracking import use_tracking_uri
+    from icpkit.registry.verification import download_verified
 
-    # The model is downloaded on the driver here; executors load the local copy.
-    with use_tracking_uri(tracking_uri) if tracking_uri else nullcontext():
-        if result_type is None:
-            result_type = _struct_of_outputs(mlflow.models.get_model_info(model_uri).signature)
-        return mlflow.pyfunc.spark_udf(spark, model_uri, result_type=result_type, env_manager="local")
+    # A registered model is downloaded and verified on the driver (no global tracking URI is
+    # set); executors load that local copy. A local folder is used as it is.
+    local = model_uri
+    if model_uri.startswith("models:/"):
+        if tracking_uri is None:
+            raise ValueError("scoring a registered model on Spark needs its tracking URI")
+        local = str(download_verified(tracking_uri, model_uri, tempfile.mkdtemp(prefix="icpkit-spark-")).path)
+    if result_type is None:
+        result_type = _struct_of_outputs(Model.load(local).signature)
+    return mlflow.pyfunc.spark_udf(spark, local, result_type=result_type, env_manager="local")
 
 
 _SPARK_TYPES = {

@@ -1,0 +1,272 @@
+"""Benchmark: wall time, CPU time and peak memory of every stage, from 5k to 1M accounts.
+
+Run by hand (not a test)::
+
+    python -m benchmarks.scaling --accounts 5000 20000 100000 1000000
+
+For each size the project's own generator writes a synthetic CRM (CSV, as ``make train`` uses)
+in one subprocess; a second, fresh subprocess then runs what ``make train`` runs on it with the
+default config — load + validate, features, each outcome's training, the ICP derivation step by
+step (segments among them), the profile, and publishing (MLflow logging + registration into a
+temporary store) — and records each stage's wall time, CPU time and peak RSS (see
+:mod:`benchmarks.meter`). Each size starts from a fresh interpreter, so nothing carries over.
+
+It prints one table per size and a combined table, and checks that no stage grows faster than
+linearly: between the two largest sizes, a stage's time may grow at most 1.25x faster than the
+account count (stages under 1 s at the larger size are ignored: fixed costs). Figures go to
+``--json`` (default ``benchmarks/results/scaling.json``) to be copied into RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.meter import Meter, rss_mb
+
+ROOT = Path(__file__).resolve().parents[1]
+EXTRACT = dt.date(2025, 12, 31)
+CACHE = Path(tempfile.gettempdir()) / "icpkit_bench_crm"
+
+
+def _generate(n: int, seed: int, folder: Path, out: Path) -> None:
+    from icpkit.data.synthetic import generate_crm, write_synthetic_crm
+
+    meter = Meter()
+    meter.start("generate")
+    crm = generate_crm(n, seed=seed, extract_date=EXTRACT)
+    rows = {t: len(df) for t, df in crm.tables.items()}
+    meter.start("write CSV")
+    write_synthetic_crm(crm, folder)
+    meter.dump(out, rows=rows)
+
+
+def _config(folder: Path, tmp: Path):  # noqa: ANN202 - Config
+    from icpkit.config import config_from_dict, load_config
+
+    raw = load_config(ROOT / "pipelines" / "configs" / "default.yaml").model_dump(mode="json")
+    raw["data"]["source"] = str(folder)
+    raw["data"]["synthetic"] = None
+    raw["tracking"]["tracking_uri"] = f"sqlite:///{tmp}/mlflow.db"
+    return config_from_dict(raw)
+
+
+def _train(folder: Path, out: Path) -> None:
+    """What ``python -m pipelines.train`` does, stage by stage."""
+    meter = Meter(path=out.with_suffix(".partial.json"))
+    meter.start("imports")
+    from icpkit.data.loading import load_crm
+    from icpkit.features import attribute_catalogue, build_outcome_dataset
+    from icpkit.icp.result import build_icp
+    from icpkit.outcomes import OUTCOMES
+    from icpkit.registry import Tracker
+    from icpkit.registry.publish import publish
+    from icpkit.training import TrainingResult, _skip_reason, fit_outcome
+    from icpkit.workflow import TrainedRun, dataset_name, run_version, write_outputs
+
+    info: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        cfg = _config(folder, tmp)
+        meter.start("load + validate")
+        crm = load_crm(cfg.data, EXTRACT)
+        info["rows"] = {name: len(df) for name, df in crm.tables.items()}
+        meter.start("features")
+        catalogue = attribute_catalogue(crm, cfg)
+        datasets = {}
+        for name in cfg.training.outcomes:
+            if _skip_reason(crm, name) is None:
+                datasets[name] = build_outcome_dataset(crm, OUTCOMES[name], catalogue, cfg)
+        reports = {}
+        for name, data in datasets.items():
+            meter.start(f"train {name}")
+            reports[name] = fit_outcome(data, cfg)
+            info[f"{name}_test_auc"] = round(float(reports[name].test.metrics["roc_auc"]), 4)
+            info[f"{name}_model"] = reports[name].model.kind
+        training = TrainingResult(reports, catalogue=catalogue)
+        version = run_version(crm, cfg)
+        started = dt.datetime.now(dt.UTC)
+        icp = build_icp(
+            crm, training, cfg, version, dataset_name(cfg), on_step=lambda s: meter.start(f"ICP: {s}")
+        )
+        # "ICP: value cohorts" runs until build_icp returns: cohorts, proposals, the profile, figures.
+        meter.start("write ICP outputs")
+        run = TrainedRun(crm, cfg, training, icp, dataset_name(cfg), version, started)
+        folder_out = write_outputs(run, tmp / "outputs")
+        meter.start("publish (MLflow log + register)")
+        tracker = Tracker(cfg.tracking.tracking_uri, cfg.tracking.experiment, artifact_root=tmp / "artifacts")
+        published = publish(run, tracker, folder_out)
+        info["registered"] = sorted(published.registrations)
+        info["segments_k"] = icp.profile["segments"].get("k")
+        info["evidence"] = icp.profile["evidence"]["status"]
+        meter.stop()
+        meter.dump(out, **info)
+
+
+def _child(args: list[str], timeout: float) -> None:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
+    subprocess.run([sys.executable, "-m", "benchmarks.scaling", *args], check=True, env=env, timeout=timeout)
+
+
+def run_size(n: int, seed: int, timeout: float) -> dict[str, object]:
+    folder = CACHE / f"n{n}_s{seed}"
+    gen_json = CACHE / f"n{n}_s{seed}.generate.json"
+    if not (folder / "accounts.csv").is_file() or not gen_json.is_file():
+        print(f"[{n:,}] generating into {folder}", flush=True)
+        _child(["--child-generate", str(n), "--seed", str(seed), "--folder", str(folder), "--out", str(gen_json)], timeout)
+    else:
+        print(f"[{n:,}] reusing {folder} (generated earlier; its timings are from then)", flush=True)
+    train_json = CACHE / f"n{n}_s{seed}.train.json"
+    print(f"[{n:,}] training", flush=True)
+    t = time.perf_counter()
+    _child(["--child-train", "--folder", str(folder), "--out", str(train_json)], timeout)
+    print(f"[{n:,}] done in {time.perf_counter() - t:.0f} s", flush=True)
+    gen, train = json.loads(gen_json.read_text()), json.loads(train_json.read_text())
+    return {"accounts": n, "generate": gen, "train": train}
+
+
+def stage_table(results: list[dict[str, object]]) -> pd.DataFrame:
+    rows = []
+    for r in results:
+        for part in ("generate", "train"):
+            for s in r[part]["stages"]:  # type: ignore[index]
+                rows.append({"accounts": r["accounts"], **s})
+    return pd.DataFrame(rows)
+
+
+def totals(df: pd.DataFrame) -> pd.DataFrame:
+    """End to end = everything ``make train`` does on existing data (generation reported apart)."""
+    train = df[~df["name"].isin(["generate", "write CSV"])]
+    g = train.groupby("accounts")
+    out = pd.DataFrame(
+        {"wall_s": g["wall_s"].sum(), "cpu_s": g["cpu_s"].sum(), "peak_rss_mb": g["peak_rss_mb"].max()}
+    )
+    fits = train[train["name"].str.startswith("train ")].groupby("accounts")["wall_s"].sum()
+    out["training_wall_s"] = fits
+    return out.reset_index()
+
+
+def linearity(
+    df: pd.DataFrame, ratio_limit: float = 1.25, floor_s: float = 1.0, value: str = "cpu_s"
+) -> pd.DataFrame:
+    """Growth of each stage's ``value`` between the two largest sizes (CPU by default: wall time
+    on a shared machine measures the neighbours as much as the code)."""
+    sizes = sorted(df["accounts"].unique())
+    if len(sizes) < 2:
+        return pd.DataFrame()
+    a, b = sizes[-2], sizes[-1]
+    wide = df.pivot_table(index="name", columns="accounts", values=value, aggfunc="sum")
+    rows = []
+    for name, row in wide.iterrows():
+        ta, tb = row.get(a), row.get(b)
+        if ta is None or tb is None or math.isnan(ta) or math.isnan(tb):
+            continue
+        growth = (tb / ta) / (b / a) if ta > 0 else float("inf")
+        exponent = math.log(tb / ta) / math.log(b / a) if ta > 0 and tb > 0 else float("nan")
+        rows.append(
+            {
+                "stage": name,
+                f"s@{a}": round(ta, 2),
+                f"s@{b}": round(tb, 2),
+                "time ratio / size ratio": round(growth, 2),
+                "exponent": round(exponent, 2),
+                "ok": bool(tb < floor_s or growth <= ratio_limit),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def machine() -> dict[str, object]:
+    import lightgbm
+    import mlflow
+    import numpy as np
+    import optuna
+    import sklearn
+
+    import psutil
+
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": platform.machine(),
+        "nproc": os.cpu_count(),
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "loadavg": os.getloadavg(),
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "scikit-learn": sklearn.__version__,
+        "lightgbm": lightgbm.__version__,
+        "optuna": optuna.__version__,
+        "mlflow": mlflow.__version__,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--accounts", type=int, nargs="+", default=[5000, 20000, 100000, 1000000])
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "scaling.json")
+    parser.add_argument("--timeout", type=float, default=3600, help="per subprocess, seconds")
+    parser.add_argument("--report", type=Path, nargs="*", help="only print the tables of these JSON files")
+    parser.add_argument("--child-generate", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-train", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_generate:
+        _generate(args.child_generate, args.seed, args.folder, args.out)
+        return
+    if args.child_train:
+        _train(args.folder, args.out)
+        return
+
+    pd.set_option("display.width", 220)
+    pd.set_option("display.max_rows", 200)
+    if args.report:
+        report([r for p in args.report for r in json.loads(p.read_text())["results"]])
+        return
+    CACHE.mkdir(parents=True, exist_ok=True)
+    env = machine()
+    print("machine:", env, flush=True)
+    results = []
+    for n in sorted(args.accounts):
+        load_before = os.getloadavg()
+        r = run_size(n, args.seed, args.timeout)
+        r["loadavg_before"], r["loadavg_after"] = load_before, os.getloadavg()
+        results.append(r)
+        gc.collect()
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"machine": env, "results": results}, indent=1))
+    report(results)
+    print(f"\nfigures written to {args.json}; max RSS of this driver {rss_mb():.0f} MB")
+
+
+def report(results: list[dict[str, object]]) -> None:
+    df = stage_table(results)
+    print("\nper stage (peak RSS = the process high-water mark during the stage):")
+    for value in ("wall_s", "cpu_s", "peak_rss_mb"):
+        print(f"\n{value}:")
+        print(df.pivot_table(index="name", columns="accounts", values=value, aggfunc="sum", sort=False).round(1))
+    print(df.drop(columns=["start_rss_mb"]).round(1).to_string(index=False))
+    print("\nend to end (load .. publish; generation apart):")
+    print(totals(df).round(1).to_string(index=False))
+    lin = linearity(df)
+    if len(lin):
+        print("\nCPU-time growth between the two largest sizes (ok: at most 1.25x the account ratio, or < 1 s):")
+        print(lin.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
