@@ -161,8 +161,10 @@ def totals(df: pd.DataFrame) -> pd.DataFrame:
 def linearity(
     df: pd.DataFrame, ratio_limit: float = 1.25, floor_s: float = 1.0, value: str = "cpu_s"
 ) -> pd.DataFrame:
-    """Growth of each stage's ``value`` between the two largest sizes (CPU by default: wall time
-    on a shared machine measures the neighbours as much as the code)."""
+    """Growth of each stage's ``value`` between the two largest sizes.
+
+    CPU by default: wall time on a shared machine measures the neighbours as much as the code.
+    """
     sizes = sorted(df["accounts"].unique())
     if len(sizes) < 2:
         return pd.DataFrame()
@@ -193,9 +195,8 @@ def machine() -> dict[str, object]:
     import mlflow
     import numpy as np
     import optuna
-    import sklearn
-
     import psutil
+    import sklearn
 
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -31,7 +31,6 @@ import datetime as dt
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np

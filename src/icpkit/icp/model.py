@@ -164,7 +164,8 @@ class FittedICP:
     def score(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp, reasons: bool = True) -> pd.DataFrame:
         """Score raw account rows as of a date (or one date per row): see :data:`SCORE_COLUMNS`.
 
-        ``reasons=False`` leaves ``reasons_up`` / ``reasons_down`` empty (scores only, faster)."""
+        ``reasons=False`` leaves ``reasons_up`` / ``reasons_down`` empty (scores only, faster).
+        """
         accounts = accounts.reset_index(drop=True)
         out = pd.DataFrame({"account_id": accounts["account_id"] if "account_id" in accounts else pd.NA})
         self._fit_scores(accounts, as_of, out, reasons)
