@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from icpkit.registry.verification import MANIFEST_TAG, file_manifest, manifest_text
 from icpkit.scoring.batch import INPUT_ROW, score_frame
 from icpkit.scoring.inputs import ColumnSpec, InputSpec, to_pyfunc_input
 
@@ -55,9 +56,13 @@ def registered(tracking_uri):
             registered_model_name="icp-scorer",
         )
     version = info.registered_model_version
-    mlflow.MlflowClient(tracking_uri=tracking_uri).set_registered_model_alias(
-        "icp-scorer", "champion", version
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    # Record the files' manifest as icpkit's registration does: the Spark path verifies it.
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=client.get_model_version_download_uri("icp-scorer", version), tracking_uri=tracking_uri
     )
+    client.set_model_version_tag("icp-scorer", version, MANIFEST_TAG, manifest_text(file_manifest(local)))
+    client.set_registered_model_alias("icp-scorer", "champion", version)
     mlflow.set_tracking_uri(None)
     return f"models:/icp-scorer/{version}"
 
@@ -86,11 +91,11 @@ def market(tmp_path) -> tuple[pd.DataFrame, Path]:
 def test_spark_scores_equal_pandas_scores(registered, tracking_uri, market):
     import mlflow
 
-    from icpkit.registry import load_pyfunc
+    from icpkit.registry import load_verified
     from icpkit.scoring.spark import score_parquet_spark, spark_session
 
     frame, path = market
-    pandas_model = Pyfunc(load_pyfunc(tracking_uri, registered))
+    pandas_model = Pyfunc(load_verified(tracking_uri, registered))
     expected = score_frame(frame, pandas_model, SPEC, chunk_rows=64, keep=["account_id"])
     spark = spark_session("local[2]")
     try:
@@ -139,7 +144,9 @@ def test_pipeline_spark_engine_writes_the_pandas_scores(registered, tracking_uri
     for name in ("accounts", "rejected"):
         pd.testing.assert_frame_equal(tables["spark"][name], tables["pandas"][name], check_dtype=False)
     accounts = tables["pandas"]["accounts"]
-    # The tiny model has no InputSpec: the open spec from its signature still rejects inf.
-    assert accounts["account_id"].tolist() == ["A1", "A3", "A4"]
+    # The loader repairs inf in a numeric attribute to missing (a counted repair) before scoring,
+    # so A2 is scored with employees missing, on both engines alike.
+    assert accounts["account_id"].tolist() == ["A1", "A2", "A3", "A4"]
+    assert accounts.loc[accounts["account_id"] == "A2", "fit_score"].tolist() == [5.0]  # 0 employees + 1 visit
     assert accounts["model_versions"].unique().tolist() == ["icp-scorer=1"]
-    assert tables["pandas"]["rejected"]["rejected_reason"].tolist() == ["employees = inf is not finite"]
+    assert tables["pandas"]["rejected"].empty
