@@ -65,6 +65,13 @@ def _env(**extra: str) -> dict[str, str]:
     }
 
 
+def _cli(module: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> <args>`` on this checkout, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=300
+    )
+
+
 def _train_in_process(config: Path, outputs: Path):
     """What ``python -m pipelines.train`` does, in this process (saves the start-up time)."""
     cfg = load_config(config)
@@ -198,10 +205,9 @@ def test_kill_while_publishing_then_the_next_start_fails_the_run_and_keeps_every
     # The next start (here on another dataset, so it stops right after its start-up checks).
     other = tmp_path / "other-crm"
     shutil.copytree(world.source, other)
-    again = subprocess.run(
-        [sys.executable, "-m", "pipelines.train", "--config", str(world.config), "--outputs", str(world.outputs),
-         "--set", f"data.source={other}"],
-        cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=300,
+    again = _cli(
+        "pipelines.train", "--config", str(world.config), "--outputs", str(world.outputs),
+        "--set", f"data.source={other}",
     )  # fmt: skip
     assert again.returncode == 2, again.stderr[-3000:]
     assert "Traceback" not in again.stderr
@@ -226,10 +232,7 @@ def test_retrain_with_a_dropped_column_registers_a_challenger_with_a_one_line_re
         pd.read_csv(accounts, dtype=str, keep_default_na=False).drop(columns=["employees"]).to_csv(
             accounts, index=False
         )
-        proc = subprocess.run(
-            [sys.executable, "-m", "pipelines.train", "--config", str(world.config), "--outputs", str(world.outputs)],
-            cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=300,
-        )  # fmt: skip
+        proc = _cli("pipelines.train", "--config", str(world.config), "--outputs", str(world.outputs))
     finally:
         accounts.write_bytes(original)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -262,11 +265,7 @@ def test_a_tampered_code_file_is_refused_by_load_verified_and_by_the_score_comma
     try:
         with pytest.raises(ModelIntegrityError, match="pyfunc_model.py does not match"):
             load_verified(world.uri, f"models:/icp-win/{version}")
-        proc = subprocess.run(
-            [sys.executable, "-m", "pipelines.score", "--config", str(world.config),
-             "--output", str(tmp_path / "scores")],
-            cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=300,
-        )  # fmt: skip
+        proc = _cli("pipelines.score", "--config", str(world.config), "--output", str(tmp_path / "scores"))
     finally:
         code.write_bytes(original)
     assert proc.returncode == 2, proc.stderr[-3000:]
@@ -291,10 +290,7 @@ def test_a_token_in_the_data_source_appears_in_no_log_tag_param_description_or_f
     store, outputs = tmp_path / "store", tmp_path / "outputs"
     config = tmp_path / "icpkit.yaml"
     config.write_text(yaml.safe_dump(_config(source, store, outcomes=("win",))))
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.train", "--config", str(config), "--outputs", str(outputs), "-v"],
-        cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=300,
-    )  # fmt: skip
+    proc = _cli("pipelines.train", "--config", str(config), "--outputs", str(outputs), "-v")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert SECRET not in proc.stdout + proc.stderr
     client = client_for(f"sqlite:///{store}/mlflow.db")
@@ -370,10 +366,7 @@ def test_an_unreachable_tracking_server_stops_the_cli_with_one_masked_message(tm
     uri = f"http://alice:{SECRET}@127.0.0.1:9"  # port 9 (discard): nothing answers
     config.write_text(yaml.safe_dump({"data": {"source": str(crm), "extract_date": str(EXTRACT)},
                                       "tracking": {"tracking_uri": uri}}))  # fmt: skip
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipelines.train", "--config", str(config), "--outputs", str(tmp_path / "out")],
-        cwd=ROOT, capture_output=True, text=True, env=_env(), timeout=300,
-    )  # fmt: skip
+    proc = _cli("pipelines.train", "--config", str(config), "--outputs", str(tmp_path / "out"))
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr and SECRET not in proc.stdout + proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
