@@ -315,6 +315,15 @@ class TrainingConfig(_Strict):
     #: Threads per fit for LightGBM, BLAS and OpenMP alike. 1 never oversubscribes a busy
     #: machine, and a fixed count keeps deterministic boosters identical across runs.
     num_threads: int = Field(1, ge=1)
+    #: Outcomes trained side by side (threads, each fit at ``num_threads``). Two single-threaded
+    #: fits use both cores of a small machine without any pool oversubscribing, and give the
+    #: same models as one at a time; 1 trains them in turn.
+    parallel_outcomes: int = Field(2, ge=1)
+    #: At most this many training + validation rows fit the models (a seeded sample, in the same
+    #: train / validation proportions); test metrics always use every test row. Fitting cost grows
+    #: faster than the rows (more rows support more boosting rounds), so without a cap a million
+    #: accounts' leads cost 17x what 100k do. ``None``: every row.
+    max_fit_rows: int | None = Field(200_000, ge=1000)
     #: Bootstrap resamples for the chosen model's metric CIs.
     bootstrap_samples: int = Field(200, ge=10)
     #: Rows of the test period explained with TreeSHAP for plots and weights (exact SHAP is slow).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from icpkit.models.fitting import (
     RANDOM_SPLIT_CAVEAT,
     Split,
     TuningResult,
+    bounded_fit_rows,
     fit_lightgbm,
     fit_logistic,
     fit_platt,
@@ -75,6 +77,9 @@ class OutcomeReport:
     n_test_unseen: int = 0
     #: Thread policy applied while fitting (icpkit.threads.thread_report), to record on the run.
     threads: dict[str, Any] = field(default_factory=dict)
+    #: Rows that fitted the models per part (``training.max_fit_rows``): ``{"train": ...,
+    #: "validation": ..., "train_available": ..., "validation_available": ..., "sampled": bool}``.
+    fit_rows: dict[str, Any] = field(default_factory=dict)
     #: How the final models were fitted: ``{"applied", "rows", "lightgbm_rounds", ...}``.
     refit: dict[str, Any] = field(default_factory=dict)
     #: TreeSHAP contributions (raw-score scale) on a sample of the test period, with its rows.
@@ -103,6 +108,7 @@ class TrainingResult:
     reports: dict[str, OutcomeReport]
     #: Every attribute's role and kind, as the features were built.
     catalogue: Catalogue = field(default_factory=dict)
+    _p_values: dict[str, float] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def trained(self) -> dict[str, OutcomeReport]:
@@ -119,8 +125,14 @@ class TrainingResult:
 
         The test is Mann-Whitney's (AUC is its U statistic scaled), exact under "the scores say
         nothing about the label"; Holm across the outcomes keeps the chance that *any* model of a
-        run on noise is called a signal at the significance level, not one per outcome.
+        run on noise is called a signal at the significance level, not one per outcome. Computed
+        once per result (it scores every test row; the ICP and publishing both ask).
         """
+        if self._p_values is None:
+            self._p_values = self._signal_p_values()
+        return dict(self._p_values)
+
+    def _signal_p_values(self) -> dict[str, float]:
         raw = {}
         for name, r in self.trained.items():
             X, y = r.test_frame()
@@ -186,9 +198,7 @@ def fit_outcome(
     return report
 
 
-def _fit_outcome(
-    dataset: OutcomeDataset, cfg: Config, on_trial: Callable[[int, int], None] | None
-) -> OutcomeReport:
+def _fit_outcome(dataset: OutcomeDataset, cfg: Config, on_trial: Callable[[int, int], None] | None) -> OutcomeReport:
     outcome = dataset.outcome
     t = cfg.training
     labelled = dataset.subset(dataset.labelled)
@@ -209,14 +219,26 @@ def _fit_outcome(
         if len(np.unique(y_part)) < 2:
             raise InsufficientDataError(
                 f"the {part} period ({mask.sum()} rows) holds only one class; "
-                + (
-                    "more history is needed for a time-based split"
-                    if split.kind == "time"
-                    else "more rows are needed"
-                )
+                + ("more history is needed for a time-based split" if split.kind == "time" else "more rows are needed")
             )
 
-    tr, va, te = (labelled.subset(m) for m in (split.train, split.validation, split.test))
+    # Fits see a bounded sample of the training and validation periods (training.max_fit_rows).
+    fit_train, fit_validation = bounded_fit_rows(split, t.max_fit_rows, cfg.seed)
+    report.fit_rows = {
+        "train": int(fit_train.sum()),
+        "validation": int(fit_validation.sum()),
+        "train_available": int(split.train.sum()),
+        "validation_available": int(split.validation.sum()),
+        "sampled": bool(fit_train.sum() + fit_validation.sum() < split.train.sum() + split.validation.sum()),
+    }
+    if report.fit_rows["sampled"]:
+        log.info(
+            "%s: models fit on a seeded sample of %d of %d training + validation rows (training.max_fit_rows)",
+            outcome,
+            fit_train.sum() + fit_validation.sum(),
+            split.train.sum() + split.validation.sum(),
+        )
+    tr, va, te = (labelled.subset(m) for m in (fit_train, fit_validation, split.test))
     ytr, yva, yte = (d.y.to_numpy(dtype=int) for d in (tr, va, te))
     log.info("%s: leakage screen on %d training rows", outcome, len(ytr))
     leakage = screen_features(
@@ -232,9 +254,7 @@ def _fit_outcome(
     logistic, report.baseline_params = fit_logistic(Etr, ytr, Eva, yva, encoder, outcome)
     cap = f", {t.tuning.timeout_seconds:.0f}s safety cap" if t.tuning.timeout_seconds else ""
     log.info("%s: tuning LightGBM (%d trials%s)", outcome, t.tuning.n_trials, cap)
-    report.tuning = tune_lightgbm(
-        Etr, ytr, Eva, yva, encoder.categorical_columns_, t, cfg.seed, on_trial=on_trial
-    )
+    report.tuning = tune_lightgbm(Etr, ytr, Eva, yva, encoder.categorical_columns_, t, cfg.seed, on_trial=on_trial)
     lightgbm = fit_lightgbm(Etr, ytr, encoder.categorical_columns_, report.tuning, encoder, outcome)
 
     selection = {"logistic": logistic, "lightgbm": lightgbm}
@@ -242,20 +262,15 @@ def _fit_outcome(
         model.calibration = fit_platt(model.raw_score(Eva, encoded=True), yva)
         report.validation_auc[name] = validation_auc(model, Eva, yva)
     # The simpler model wins ties: it is easier to explain and no worse.
-    chosen = (
-        "lightgbm" if report.validation_auc["lightgbm"] > report.validation_auc["logistic"] else "logistic"
-    )
+    chosen = "lightgbm" if report.validation_auc["lightgbm"] > report.validation_auc["logistic"] else "logistic"
     other = "logistic" if chosen == "lightgbm" else "lightgbm"
 
     # Permutation losses need a model that has not seen the validation rows: the train-only fit.
     picked = selection[chosen]
-    report.leakage = add_permutation(
-        leakage, lambda E: picked.raw_score(E, encoded=True), Eva, yva, seed=cfg.seed
-    )
+    report.leakage = add_permutation(leakage, lambda E: picked.raw_score(E, encoded=True), Eva, yva, seed=cfg.seed)
     for s in report.leakage.suspected:
         log.warning(
-            "%s: suspected leak '%s': %s. If it is filled in after the outcome, add it to "
-            "leakage.deny_columns.",
+            "%s: suspected leak '%s': %s. If it is filled in after the outcome, add it to leakage.deny_columns.",
             outcome,
             s.feature,
             s.evidence,
@@ -281,7 +296,7 @@ def _fit_outcome(
     report.test = report.candidate_tests[chosen]
 
     # Test rows of accounts never seen in training or validation: skill that is not memory.
-    seen = set(tr.account_ids.dropna()) | set(va.account_ids.dropna())
+    seen = set(labelled.account_ids[split.train | split.validation].dropna())
     unseen = ~te.account_ids.isin(seen).to_numpy()
     report.n_test_unseen = int(unseen.sum())
     if len(np.unique(yte[unseen])) == 2:
@@ -294,6 +309,7 @@ def _fit_outcome(
             "chosen_over": other,
             "validation_auc": report.validation_auc,
             "split": split.describe(),
+            "fit_rows": report.fit_rows,
             "refit": report.refit,
             "features": report.model.encoder.columns_,
             "feature_source": dataset.feature_source,
@@ -379,27 +395,44 @@ def train_outcomes(
     ``on_trial(outcome, done, total)`` after each tuning trial (for progress displays).
     """
     catalogue = catalogue if catalogue is not None else attribute_catalogue(crm, cfg)
-    reports: dict[str, OutcomeReport] = {}
-    for name in cfg.training.outcomes:
+
+    def one(name: str) -> OutcomeReport:
         if on_outcome:
             on_outcome(name, "start")
         reason = _skip_reason(crm, name)
         if reason is not None:
-            reports[name] = OutcomeReport(name, "skipped", reason)
+            report = OutcomeReport(name, "skipped", reason)
         else:
             dataset = build_outcome_dataset(crm, OUTCOMES[name], catalogue, cfg)
             try:
                 trial = (lambda done, total, n=name: on_trial(n, done, total)) if on_trial else None
-                reports[name] = fit_outcome(dataset, cfg, trial)
+                report = fit_outcome(dataset, cfg, trial)
             except InsufficientDataError as err:
                 y = dataset.y.dropna()
-                reports[name] = OutcomeReport(
-                    name, "skipped", str(err), len(dataset.y), len(y), int(y.sum()), dataset=dataset
-                )
-        if reports[name].status == "skipped":
-            log.warning("%s: skipped: %s", name, reports[name].reason)
+                report = OutcomeReport(name, "skipped", str(err), len(dataset.y), len(y), int(y.sum()), dataset=dataset)
+        if report.status == "skipped":
+            log.warning("%s: skipped: %s", name, report.reason)
         if on_outcome:
-            on_outcome(name, reports[name].status)
+            on_outcome(name, report.status)
+        return report
+
+    names = list(cfg.training.outcomes)
+    workers = min(cfg.training.parallel_outcomes, len(names))
+    if workers <= 1:
+        reports = {name: one(name) for name in names}
+    else:
+        # Outcomes fit side by side in threads (LightGBM, BLAS and scikit-learn release the GIL),
+        # each single-threaded as the policy says; the limit is set once around all of them so
+        # no thread's exit can lift it under another. Each fit is seeded and self-contained, so
+        # the reports are the same as one at a time.
+        with thread_limits(cfg.training.num_threads), ThreadPoolExecutor(workers, "icpkit-outcome") as pool:
+            futures = {name: pool.submit(one, name) for name in names}
+            try:
+                reports = {name: futures[name].result() for name in names}
+            except BaseException:
+                for f in futures.values():
+                    f.cancel()
+                raise
     return TrainingResult(reports, catalogue=catalogue)
 
 

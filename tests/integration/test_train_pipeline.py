@@ -137,8 +137,32 @@ def test_train_and_profile_reports_every_tuning_trial_and_every_icp_step(crm_fol
     run = train_and_profile(load_crm(cfg.data, EXTRACT), cfg, on_progress=steps.append,
                             on_trial=lambda *call: trials.append(call))  # fmt: skip
     assert set(run.training.trained) == {"win", "renewal"}
-    assert trials == [(o, done, 3) for o in ("win", "renewal") for done in (1, 2, 3)]
-    assert steps == ["training win", "training renewal", *(f"ICP: {s}" for s in ICP_STEPS)]
+    # The two outcomes train side by side (training.parallel_outcomes=2): each one's trials in order.
+    for o in ("win", "renewal"):
+        assert [call for call in trials if call[0] == o] == [(o, done, 3) for done in (1, 2, 3)]
+    assert len(trials) == 6
+    assert sorted(steps[:2]) == ["training renewal", "training win"]
+    assert steps[2:] == [f"ICP: {s}" for s in ICP_STEPS]
+
+
+def test_outcomes_trained_side_by_side_equal_one_at_a_time(crm_folder, tmp_path):
+    crm = load_crm(small_config(crm_folder, tmp_path).data, EXTRACT)
+    results = {}
+    for workers in (1, 2):
+        cfg = small_config(crm_folder, tmp_path, outcomes=["win", "renewal"], tuning={"n_trials": 3},
+                           max_boost_rounds=60, parallel_outcomes=workers)  # fmt: skip
+        results[workers] = train_outcomes(crm, cfg)
+    for name in ("win", "renewal"):
+        one, two = results[1].reports[name], results[2].reports[name]
+        assert one.test.metrics == two.test.metrics and one.test.ci == two.test.ci
+        assert one.model.kind == two.model.kind
+        for kind in ("lightgbm", "logistic"):
+            a, b = one.candidates[kind], two.candidates[kind]
+            if kind == "lightgbm":
+                assert a.booster.model_to_string() == b.booster.model_to_string()
+            else:
+                assert a.coef == b.coef and a.intercept == b.intercept
+        assert two.threads["num_threads"] == 1 and two.threads["blas_threads"] in (1, None)
 
 
 def _cli(tmp_path, config_text, *args):

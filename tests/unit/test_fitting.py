@@ -13,6 +13,8 @@ from icpkit.features import OutcomeDataset
 from icpkit.models.evaluation import roc_auc
 from icpkit.models.fitting import (
     RANDOM_SPLIT_CAVEAT,
+    Split,
+    bounded_fit_rows,
     fit_lightgbm,
     refit_logistic,
     scaled_rounds,
@@ -253,3 +255,38 @@ def test_fit_outcome_unseen_accounts_expose_a_memorising_feature():
     row = summary_table(TrainingResult({"conversion": report})).iloc[0]
     assert row["unseen_rows"] == report.n_test_unseen and row["unseen_auc"] == unseen_auc
     assert row["unseen_auc_ci"].startswith("[") and row["tuning_trials"] == "2/2"
+
+
+# ------------------------------------------------------------------------------------------ bounded fits
+
+
+def test_bounded_fit_rows_keeps_each_part_share_seeded_and_never_touches_test():
+    train = np.r_[np.ones(600, bool), np.zeros(400, bool)]
+    validation = np.r_[np.zeros(600, bool), np.ones(200, bool), np.zeros(200, bool)]
+    split = Split(train, validation, ~(train | validation), pd.Timestamp("2024-01-01"), pd.Timestamp("2024-06-01"))
+    tr, va = bounded_fit_rows(split, 400, seed=1)
+    assert (tr.sum(), va.sum()) == (300, 100)  # 600:200 -> 3/4 and 1/4 of 400
+    assert not (tr & ~train).any() and not (va & ~validation).any()
+    again = bounded_fit_rows(split, 400, seed=1)
+    assert (again[0] == tr).all() and (again[1] == va).all()
+    assert not (bounded_fit_rows(split, 400, seed=2)[0] == tr).all()
+    # Under the cap (or without one) every row fits.
+    for cap in (800, 5000, None):
+        full = bounded_fit_rows(split, cap, seed=1)
+        assert (full[0] == train).all() and (full[1] == validation).all()
+
+
+def test_fit_outcome_with_max_fit_rows_fits_on_the_sample_and_tests_on_every_test_row():
+    X, y = _leads(3000)
+    data = make_dataset(X, y, [f"a{i}" for i in range(len(y))], _dates(len(y)))
+    full = fit_outcome(data, small_config())
+    capped = fit_outcome(data, small_config(max_fit_rows=1000))
+    s = capped.split
+    assert capped.fit_rows["sampled"] and not full.fit_rows["sampled"]
+    assert capped.fit_rows["train"] + capped.fit_rows["validation"] == 1000
+    assert capped.fit_rows["train_available"] == int(s.train.sum()) > 1000
+    assert capped.refit["rows"] == 1000 and full.refit["rows"] == int(s.train.sum() + s.validation.sum())
+    # The split and the test period are the same; only the fitting rows shrink.
+    assert (capped.split.test == full.split.test).all()
+    assert capped.test.n == full.test.n == int(s.test.sum())
+    assert capped.model.metadata["fit_rows"] == capped.fit_rows

@@ -65,6 +65,9 @@ class CRMData:
     dropped_columns: dict[str, list[str]] = field(default_factory=dict)
     #: Values the loader changed (placeholders, stray text in numbers, non-finite numbers...).
     repairs: list[Repair] = field(default_factory=list)
+    _fingerprints: dict[str, tuple[pd.DataFrame, str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def has(self, table: str) -> bool:
         """Whether the CRM holds ``table``."""
@@ -74,12 +77,20 @@ class CRMData:
         return self.tables[table]
 
     def fingerprint(self) -> dict[str, str]:
-        """A short content hash per table, logged with every run to tie a model to its data."""
+        """A short content hash per table, logged with every run to tie a model to its data.
+
+        Hashing 30M activity rows takes seconds and a run asks several times, so each table's
+        hash is kept while the table object is the same (replace a table, not its cells).
+        """
         out = {}
         for name, df in sorted(self.tables.items()):
-            h = pd.util.hash_pandas_object(df, index=False).to_numpy()
-            digest = hashlib.sha256(h.tobytes() + ",".join(map(str, df.columns)).encode())
-            out[name] = digest.hexdigest()[:16]
+            cached = self._fingerprints.get(name)
+            if cached is None or cached[0] is not df:
+                h = pd.util.hash_pandas_object(df, index=False).to_numpy()
+                digest = hashlib.sha256(h.tobytes() + ",".join(map(str, df.columns)).encode())
+                cached = (df, digest.hexdigest()[:16])
+                self._fingerprints[name] = cached
+            out[name] = cached[1]
         return out
 
     def summary(self) -> dict[str, int]:

@@ -45,6 +45,7 @@ from icpkit.icp.segments import SegmentResult, distinct_icps, fit_segments, prof
 from icpkit.icp.tier_table import check_monotone, tier_table, tier_trend
 from icpkit.icp.weights import attribute_weights, blend_weights
 from icpkit.models import evaluation as ev
+from icpkit.models.fitting import bounded_fit_rows
 from icpkit.models.preprocessing import Preprocessor
 
 if TYPE_CHECKING:
@@ -216,18 +217,26 @@ def stack_rows(
     blend: dict[str, float],
     attributes: dict[str, AttributeSpec],
     extra_columns: list[str],
+    max_fit_rows: int | None = None,
+    seed: int = 0,
 ) -> Stacked | None:
     """The labelled rows of each blended outcome, with their account's raw attributes as of the row.
 
     Each outcome starts from its own training base rate (offset), and its training rows are
-    weighted by the blend over its row count, so stacking learns attribute effects only.
+    weighted by the blend over its row count, so stacking learns attribute effects only. Per
+    outcome, at most ``max_fit_rows`` training + validation rows are kept (a seeded sample, as
+    the outcome models are fitted; see :func:`~icpkit.models.fitting.bounded_fit_rows`); every
+    test row is kept.
     """
     parts = []
     for name, w in blend.items():
         r = reports.get(name)
         if w <= 0 or r is None or r.split is None:
             continue
-        lab = r.labelled
+        fit_train, fit_validation = bounded_fit_rows(r.split, max_fit_rows, seed)
+        keep = fit_train | fit_validation | r.split.test
+        lab = r.labelled.subset(keep)
+        split_train, split_validation = fit_train[keep], fit_validation[keep]
         spec = lab.spec
         raw = account_attributes_as_of(
             crm, lab.account_ids, lab.as_of, list(attributes),
@@ -235,10 +244,10 @@ def stack_rows(
         )  # fmt: skip
         for c in extra_columns:
             raw[c] = lab.X[c].to_numpy() if c in lab.X.columns else np.nan
-        part = np.where(r.split.train, "train", np.where(r.split.validation, "validation", "test"))
+        part = np.where(split_train, "train", np.where(split_validation, "validation", "test"))
         y = lab.y.to_numpy(dtype=int)
-        n_train = max(int(r.split.train.sum()), 1)
-        offset = np.full(len(y), _logit(y[r.split.train].mean()))
+        n_train = max(int(split_train.sum()), 1)
+        offset = np.full(len(y), _logit(y[split_train].mean()))
         parts.append((raw, lab.as_of, y, np.full(len(y), w / n_train), offset, part, name))
     if not parts:
         return None
@@ -672,7 +681,9 @@ def _scorecard_for(
     specs: dict[str, AttributeSpec], extra: list[str], book: pd.DataFrame, extract: pd.Timestamp, cfg: Config,
 ) -> tuple[Scorecard | None, dict[str, dict[str, Any]]]:
     weights = {o: blend.get(o, 1.0) for o in outcomes}
-    stacked = stack_rows(crm, reports, weights, specs, extra) if (specs or extra) and weights else None
+    stacked = None
+    if (specs or extra) and weights:
+        stacked = stack_rows(crm, reports, weights, specs, extra, cfg.training.max_fit_rows, cfg.seed)
     if stacked is None:
         return None, {}
     card = fit_scorecard(stacked, specs, extra, book, extract, cfg)

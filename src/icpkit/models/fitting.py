@@ -149,6 +149,27 @@ def _take(groups: np.ndarray, rows: np.ndarray, fraction: float, part: np.ndarra
     part[groups[(cum - sizes / 2.0) < target]] = label
 
 
+def bounded_fit_rows(split: Split, max_rows: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the training and validation rows that fit the models: all, or a seeded sample.
+
+    When training + validation hold more than ``max_rows`` rows, each part keeps its share of
+    ``max_rows`` (at least one row), drawn without replacement with the config's seed; rows keep
+    their order. The test period is never sampled.
+    """
+    n_tr, n_va = int(split.train.sum()), int(split.validation.sum())
+    if max_rows is None or n_tr + n_va <= max_rows:
+        return split.train.copy(), split.validation.copy()
+    rng = np.random.default_rng(seed)
+    out = []
+    for mask, n in ((split.train, n_tr), (split.validation, n_va)):
+        keep = max(1, int(round(max_rows * n / (n_tr + n_va))))
+        rows = np.flatnonzero(mask)
+        sub = np.zeros_like(mask, dtype=bool)
+        sub[np.sort(rng.choice(rows, size=min(keep, n), replace=False))] = True
+        out.append(sub)
+    return out[0], out[1]
+
+
 # ------------------------------------------------------------------------------------------- logistic
 
 

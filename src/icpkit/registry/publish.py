@@ -74,6 +74,7 @@ def _outcome_params(report: OutcomeReport) -> dict[str, Any]:
         "refused_features": report.dataset.refused if report.dataset else {},
         "tuning": report.tuning.describe() if report.tuning else {},
         "threads": report.threads or {},
+        "fit_rows": report.fit_rows or {},
         "refit": report.refit or {},
     }
 
@@ -97,10 +98,8 @@ def _log_plots(report: OutcomeReport, tracker: Tracker) -> None:
         )
 
 
-def _test_raw_rows(run: TrainedRun, report: OutcomeReport) -> tuple[pd.DataFrame, np.ndarray]:
-    """The test period in the raw form the registered model takes, with its labels."""
-    spec = report.dataset.spec
-    rows = raw_rows(run.crm, spec)
+def _test_raw_rows(rows: pd.DataFrame, report: OutcomeReport) -> tuple[pd.DataFrame, np.ndarray]:
+    """The test period of ``rows`` (the outcome table in raw model-input form), with its labels."""
     labelled = report.dataset.labelled.to_numpy()
     test = rows[labelled].reset_index(drop=True)[report.split.test].reset_index(drop=True)
     return test, report.test_frame()[1]
@@ -117,8 +116,10 @@ def outcome_candidate(
     """Log one outcome's child run and model; the model becomes a registration candidate."""
     name = report.outcome
     spec = report.dataset.spec
-    reference = raw_rows(run.crm, spec).head(REFERENCE_ROWS)
-    report.model.metadata["input_spec"] = outcome_input_spec(spec, raw_rows(run.crm, spec)).to_dict()
+    # Built once: at a million rows each build recounts every activity.
+    rows = raw_rows(run.crm, spec)
+    reference = rows.head(REFERENCE_ROWS)
+    report.model.metadata["input_spec"] = outcome_input_spec(spec, rows).to_dict()
     report.model.metadata["max_unseen_share"] = run.config.scoring.max_unseen_share
     with tracker.start_outcome(name) as child:
         tracker.log_params(_outcome_params(report))
@@ -138,7 +139,8 @@ def outcome_candidate(
         _log_plots(report, tracker)
         with tempfile.TemporaryDirectory() as tmp:
             ref = log_model(tracker.tracking_uri, child, report.model.save(Path(tmp) / "model"), name, reference)
-    test, y = _test_raw_rows(run, report)
+    test, y = _test_raw_rows(rows, report)
+    del rows
     lo = report.test.ci["roc_auc"][0]
     column = f"{name}_propensity"
     # Only a model that beats chance (Holm-adjusted across the run's outcomes) may become champion.
