@@ -323,7 +323,7 @@ class TrainingConfig(_Strict):
     #: train / validation proportions); test metrics always use every test row. Fitting cost grows
     #: faster than the rows (more rows support more boosting rounds), so without a cap a million
     #: accounts' leads cost 17x what 100k do. ``None``: every row.
-    max_fit_rows: int | None = Field(200_000, ge=1000)
+    max_fit_rows: int | None = Field(100_000, ge=1000)
     #: Bootstrap resamples for the chosen model's metric CIs.
     bootstrap_samples: int = Field(200, ge=10)
     #: Rows of the test period explained with TreeSHAP for plots and weights (exact SHAP is slow).

@@ -366,18 +366,20 @@ def outcome_drivers(r: OutcomeReport, kind: str, alpha: float) -> tuple[pd.DataF
     return drivers, censoring
 
 
-def _contradicts_score(rule: DriverRule, fit: Scorecard | None, book: pd.DataFrame, extract: pd.Timestamp) -> bool:
+def _contradicts_score(rule: DriverRule, fit: Scorecard | None, points: pd.DataFrame | None,
+                       book_fit: pd.DataFrame | None) -> bool:  # fmt: skip
     """True when the fit scorecard gives the rule's accounts at least average points for the attribute.
 
     The bad rate then comes with other traits, and flagging them would contradict the score.
+    ``points`` and ``book_fit`` are the book's fit points and prepared fit attributes (computed
+    once for all rules: at a million accounts each costs seconds).
     """
-    if fit is None or rule.attribute not in fit.attributes:
+    if fit is None or points is None or book_fit is None or rule.attribute not in fit.attributes:
         return False
-    points = fit.card.points(fit.features(book, extract))
     column = fit.attributes[rule.attribute].feature
     if column not in points.columns:
         return False
-    hit = rule.matches(prepare_attributes(book, fit.attributes, extract))
+    hit = rule.matches(book_fit)
     return bool(hit.any() and points[column][hit].mean() >= points[column].mean())
 
 
@@ -388,8 +390,12 @@ def _rules(
     aside: list[tuple[DriverRule, str]] = []
     candidates = count_matches(consolidate_rules(usable[usable["lift"] >= EXCLUSION_MIN_LIFT]), book_rules)
     agreeing = []
+    points = book_fit = None
+    if fit is not None and candidates:
+        points = fit.card.points(fit.features(book, extract))
+        book_fit = prepare_attributes(book, fit.attributes, extract)
     for rule in candidates:
-        if _contradicts_score(rule, fit, book, extract):
+        if _contradicts_score(rule, fit, points, book_fit):
             aside.append((rule, "not an exclusion: the fit scorecard rates these accounts average or better on it"))
         else:
             agreeing.append(rule)
