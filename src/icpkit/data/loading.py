@@ -130,14 +130,11 @@ def _check_case_clashes(table: str, df: pd.DataFrame) -> None:
         raise DataContractError(
             table,
             clash[0],
-            f"columns {clash} differ only in case; rename or drop one "
-            f"(data.tables.{table}.rename / drop_columns)",
+            f"columns {clash} differ only in case; rename or drop one (data.tables.{table}.rename / drop_columns)",
         )
 
 
-def _drop(
-    table: str, df: pd.DataFrame, drop: list[str], rename: dict[str, str]
-) -> tuple[pd.DataFrame, list[str]]:
+def _drop(table: str, df: pd.DataFrame, drop: list[str], rename: dict[str, str]) -> tuple[pd.DataFrame, list[str]]:
     # Accept the source name or the contract name, so either spelling in the config works.
     wanted = list(dict.fromkeys(rename.get(c, c) for c in drop))
     dropped, missing = [], []
@@ -176,9 +173,7 @@ def _counts(values: pd.Series) -> dict[str, int]:
     return dict(sorted(((str(k), int(v)) for k, v in vc.items()), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _placeholders(
-    table: str, df: pd.DataFrame, placeholders: Sequence[str]
-) -> tuple[pd.DataFrame, list[Repair]]:
+def _placeholders(table: str, df: pd.DataFrame, placeholders: Sequence[str]) -> tuple[pd.DataFrame, list[Repair]]:
     """Configured placeholder texts (``Select``, ``N/A``) become empty cells, counted per column."""
     wanted = {p.strip() for p in placeholders}
     repairs = []
@@ -193,9 +188,7 @@ def _placeholders(
     return df, repairs
 
 
-def _fix_values(
-    table: str, df: pd.DataFrame, fixes: dict[str, dict[str, str]]
-) -> tuple[pd.DataFrame, list[Repair]]:
+def _fix_values(table: str, df: pd.DataFrame, fixes: dict[str, dict[str, str]]) -> tuple[pd.DataFrame, list[Repair]]:
     repairs = []
     for name, mapping in fixes.items():
         col = _match(table, list(df.columns), name, "values key")
@@ -217,9 +210,7 @@ def _fix_values(
 def _derive_label(table: str, df: pd.DataFrame, rule: LabelRule, rename: dict[str, str]) -> pd.DataFrame:
     label_col = LABEL_COLUMN.get(table)
     if label_col is None:
-        raise DataContractError(
-            table, rule.column, "this table has no label; remove its label rule from the config"
-        )
+        raise DataContractError(table, rule.column, "this table has no label; remove its label rule from the config")
     columns = list(df.columns)
     status_col = _match(table, columns, rule.column, "label column") or _match(
         table, columns, rename.get(rule.column, rule.column), "label column"
@@ -534,6 +525,11 @@ def _load_chunked(reader: Reader, table: str, cfg: TableConfig, config: DataConf
         chunks.close()
     if not frames:
         return None
+    # In the config's order, as a one-shot load excludes them (a chunk may lack the first kind).
+    order = [f"empty {c} (config exclude_rows_missing)".casefold() for c in cfg.exclude_rows_missing]
+    excluded = dict(
+        sorted(excluded.items(), key=lambda kv: order.index(kv[0].casefold()) if kv[0].casefold() in order else 0)
+    )
     if len(frames) > 1:
         for reason, n in excluded.items():
             log.info("%s: excluded %d rows on purpose in all: %s", table, n, reason)
@@ -633,9 +629,7 @@ def load_crm(config: DataConfig, extract_date: date | pd.Timestamp) -> CRMData:
             loaded[name] = load_table(
                 name, raw.frame, cfg, numeric_share=config.numeric_share, missing_values=config.missing_values
             )
-            log.info(
-                "%s: loaded %d rows, %d columns", name, len(loaded[name].frame), loaded[name].frame.shape[1]
-            )
+            log.info("%s: loaded %d rows, %d columns", name, len(loaded[name].frame), loaded[name].frame.shape[1])
     finally:
         reader.close()
     tables = {name: t.frame for name, t in loaded.items()}
