@@ -165,7 +165,9 @@ def activity_source(feature: str) -> str:
 # account attributes as of a time
 
 
-def history_as_of(history: pd.DataFrame, account_ids: pd.Series, as_of: pd.Series, columns: list[str]) -> pd.DataFrame:
+def history_as_of(
+    history: pd.DataFrame, account_ids: pd.Series, as_of: pd.Series, columns: list[str]
+) -> pd.DataFrame:
     """Each row's account attributes from ``account_history`` as of its time.
 
     The latest ``valid_from`` at or before the row's time wins; rows before an account's first
@@ -178,7 +180,9 @@ def history_as_of(history: pd.DataFrame, account_ids: pd.Series, as_of: pd.Serie
     right = history[["account_id", HISTORY_TIME, *columns]].rename(columns={HISTORY_TIME: "_t"})
     right["_t"] = pd.to_datetime(right["_t"]).astype("datetime64[ns]")
     right = right.sort_values("_t", kind="stable")
-    joined = pd.merge_asof(left.sort_values("_t", kind="stable"), right, on="_t", by="account_id", direction="backward")
+    joined = pd.merge_asof(
+        left.sort_values("_t", kind="stable"), right, on="_t", by="account_id", direction="backward"
+    )
     return joined.sort_values("_row").reset_index(drop=True)[columns]
 
 

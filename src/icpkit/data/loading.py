@@ -130,11 +130,14 @@ def _check_case_clashes(table: str, df: pd.DataFrame) -> None:
         raise DataContractError(
             table,
             clash[0],
-            f"columns {clash} differ only in case; rename or drop one (data.tables.{table}.rename / drop_columns)",
+            f"columns {clash} differ only in case; rename or drop one "
+            f"(data.tables.{table}.rename / drop_columns)",
         )
 
 
-def _drop(table: str, df: pd.DataFrame, drop: list[str], rename: dict[str, str]) -> tuple[pd.DataFrame, list[str]]:
+def _drop(
+    table: str, df: pd.DataFrame, drop: list[str], rename: dict[str, str]
+) -> tuple[pd.DataFrame, list[str]]:
     # Accept the source name or the contract name, so either spelling in the config works.
     wanted = list(dict.fromkeys(rename.get(c, c) for c in drop))
     dropped, missing = [], []
@@ -173,7 +176,9 @@ def _counts(values: pd.Series) -> dict[str, int]:
     return dict(sorted(((str(k), int(v)) for k, v in vc.items()), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _placeholders(table: str, df: pd.DataFrame, placeholders: Sequence[str]) -> tuple[pd.DataFrame, list[Repair]]:
+def _placeholders(
+    table: str, df: pd.DataFrame, placeholders: Sequence[str]
+) -> tuple[pd.DataFrame, list[Repair]]:
     """Configured placeholder texts (``Select``, ``N/A``) become empty cells, counted per column."""
     wanted = {p.strip() for p in placeholders}
     repairs = []
@@ -188,7 +193,9 @@ def _placeholders(table: str, df: pd.DataFrame, placeholders: Sequence[str]) -> 
     return df, repairs
 
 
-def _fix_values(table: str, df: pd.DataFrame, fixes: dict[str, dict[str, str]]) -> tuple[pd.DataFrame, list[Repair]]:
+def _fix_values(
+    table: str, df: pd.DataFrame, fixes: dict[str, dict[str, str]]
+) -> tuple[pd.DataFrame, list[Repair]]:
     repairs = []
     for name, mapping in fixes.items():
         col = _match(table, list(df.columns), name, "values key")
@@ -210,7 +217,9 @@ def _fix_values(table: str, df: pd.DataFrame, fixes: dict[str, dict[str, str]]) 
 def _derive_label(table: str, df: pd.DataFrame, rule: LabelRule, rename: dict[str, str]) -> pd.DataFrame:
     label_col = LABEL_COLUMN.get(table)
     if label_col is None:
-        raise DataContractError(table, rule.column, "this table has no label; remove its label rule from the config")
+        raise DataContractError(
+            table, rule.column, "this table has no label; remove its label rule from the config"
+        )
     columns = list(df.columns)
     status_col = _match(table, columns, rule.column, "label column") or _match(
         table, columns, rename.get(rule.column, rule.column), "label column"
@@ -464,6 +473,10 @@ def _merge_repairs(repairs: list[Repair], raw_columns: list[str], fixes: list[st
     return sorted(merged.values(), key=rank)
 
 
+def _position(order: list[str], item: str) -> int:
+    return order.index(item) if item in order else len(order)
+
+
 @contextmanager
 def _quiet(on: bool) -> Iterator[None]:
     """Info logs of the mapping steps once, for the first chunk, not again for every chunk."""
@@ -476,6 +489,18 @@ def _quiet(on: bool) -> Iterator[None]:
         log.setLevel(level)
 
 
+def _chunks(reader: Reader, table: str, cfg: TableConfig) -> Iterator[pd.DataFrame] | None:
+    if (
+        table not in COMPACT_COLUMNS
+        or not isinstance(reader, FolderReader)
+        or cfg.sources is not None
+        or cfg.date_format is not None
+        or cfg.label is not None
+    ):
+        return None
+    return reader.csv_chunks(table, cfg, CHUNK_ROWS)
+
+
 def _load_chunked(reader: Reader, table: str, cfg: TableConfig, config: DataConfig) -> LoadedTable | None:
     """A large event table mapped chunk by chunk from one CSV file; ``None``: load it in one go.
 
@@ -485,15 +510,7 @@ def _load_chunked(reader: Reader, table: str, cfg: TableConfig, config: DataConf
     a table with attribute columns, a declared ``date_format``, a label rule, several sources, or
     any error is loaded in one go instead, so results and errors are the same either way.
     """
-    if (
-        table not in COMPACT_COLUMNS
-        or not isinstance(reader, FolderReader)
-        or cfg.sources is not None
-        or cfg.date_format is not None
-        or cfg.label is not None
-    ):
-        return None
-    chunks = reader.csv_chunks(table, cfg, CHUNK_ROWS)
+    chunks = _chunks(reader, table, cfg)
     if chunks is None:
         return None
     known = set(CONTRACT[table].known_columns)
@@ -527,9 +544,7 @@ def _load_chunked(reader: Reader, table: str, cfg: TableConfig, config: DataConf
         return None
     # In the config's order, as a one-shot load excludes them (a chunk may lack the first kind).
     order = [f"empty {c} (config exclude_rows_missing)".casefold() for c in cfg.exclude_rows_missing]
-    excluded = dict(
-        sorted(excluded.items(), key=lambda kv: order.index(kv[0].casefold()) if kv[0].casefold() in order else 0)
-    )
+    excluded = dict(sorted(excluded.items(), key=lambda kv: _position(order, kv[0].casefold())))
     if len(frames) > 1:
         for reason, n in excluded.items():
             log.info("%s: excluded %d rows on purpose in all: %s", table, n, reason)
@@ -629,7 +644,9 @@ def load_crm(config: DataConfig, extract_date: date | pd.Timestamp) -> CRMData:
             loaded[name] = load_table(
                 name, raw.frame, cfg, numeric_share=config.numeric_share, missing_values=config.missing_values
             )
-            log.info("%s: loaded %d rows, %d columns", name, len(loaded[name].frame), loaded[name].frame.shape[1])
+            log.info(
+                "%s: loaded %d rows, %d columns", name, len(loaded[name].frame), loaded[name].frame.shape[1]
+            )
     finally:
         reader.close()
     tables = {name: t.frame for name, t in loaded.items()}

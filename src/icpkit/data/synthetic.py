@@ -273,7 +273,9 @@ def generate_crm(n_accounts: int, seed: int, extract_date: date | pd.Timestamp) 
     opp_created = conv["created_at"] + pd.to_timedelta(rng.integers(3, 30, size=n_opp), unit="D")
     opp_closed = opp_created + pd.to_timedelta(rng.integers(20, 150, size=n_opp), unit="D")
     list_price = 400 * _effect(product, {"Core": 1.0, "Pro": 2.0, "Enterprise": 4.0})
-    amount = np.round(np.sqrt(oa["employees"].to_numpy()) * list_price * np.exp(rng.normal(0, 0.3, size=n_opp)), -2)
+    amount = np.round(
+        np.sqrt(oa["employees"].to_numpy()) * list_price * np.exp(rng.normal(0, 0.3, size=n_opp)), -2
+    )
     terms = {
         "industry": _effect(
             oa["industry"].to_numpy(),
@@ -319,7 +321,9 @@ def generate_crm(n_accounts: int, seed: int, extract_date: date | pd.Timestamp) 
     subs = _subscriptions(wins, acc, extract, rng, importance_rows, propensities)
 
     # -- activities: engagement history, heavier for high-intent accounts.
-    rate = np.exp(rng.normal(np.log(4.0), 0.6, size=n_accounts)) * (0.5 + accounts["intent_score"].to_numpy() / 50)
+    rate = np.exp(rng.normal(np.log(4.0), 0.6, size=n_accounts)) * (
+        0.5 + accounts["intent_score"].to_numpy() / 50
+    )
     years = (extract - HISTORY_START).days / 365.25
     n_act = rng.poisson(rate * years)
     act_acc = np.repeat(accounts["account_id"].to_numpy(), n_act)
@@ -332,7 +336,9 @@ def generate_crm(n_accounts: int, seed: int, extract_date: date | pd.Timestamp) 
     ).sort_values(["account_id", "occurred_at"], kind="stable", ignore_index=True)
 
     importance = pd.DataFrame(importance_rows)
-    importance["rank"] = importance.groupby("outcome")["importance"].rank(ascending=False, method="first").astype(int)
+    importance["rank"] = (
+        importance.groupby("outcome")["importance"].rank(ascending=False, method="first").astype(int)
+    )
     importance = importance.sort_values(["outcome", "rank"], ignore_index=True)
     meta = {
         "generator": "icpkit.data.synthetic/1",
@@ -384,7 +390,9 @@ def _subscriptions(
     # Renewal and expansion depend on who the account is and on the term's plan and billing.
     renew_terms = {
         "support_tickets_90d": -0.45 * (sa["support_tickets_90d"].to_numpy() - 2.0),
-        "competitor_product": _effect(sa["competitor_product"].to_numpy(), {"in-house tool": -1.3, "none": 0.3}),
+        "competitor_product": _effect(
+            sa["competitor_product"].to_numpy(), {"in-house tool": -1.3, "none": 0.3}
+        ),
         "digital_maturity": 0.8 * np.minimum(sa["digital_maturity"].to_numpy() - 3, 0),
         "billing": _effect(billing, {"monthly": -0.3}),
         "hiring_growth_pct": 0.008 * (sa["hiring_growth_pct"].to_numpy() - 10.0),
@@ -478,7 +486,9 @@ def _write_table(df: pd.DataFrame, path: Path, file_format: str) -> None:
         out.to_csv(path, index=False)
 
 
-def write_synthetic_crm(crm: SyntheticCRM, out: str | Path, file_format: Literal["csv", "parquet"] = "csv") -> Path:
+def write_synthetic_crm(
+    crm: SyntheticCRM, out: str | Path, file_format: Literal["csv", "parquet"] = "csv"
+) -> Path:
     """Write the tables to ``out`` and the truth to ``out/truth``, replacing ``out`` atomically.
 
     Everything goes to a sibling temporary folder first, which is renamed into place only when
@@ -527,7 +537,9 @@ def read_truth(folder: str | Path) -> SyntheticTruth:
     truth = Path(folder) / "truth"
     if not (truth / "truth.json").is_file():
         raise ICPKitError(f"{folder} has no synthetic truth (truth/truth.json); is it a generated CRM?")
-    props = {p.stem.removeprefix("propensity_"): pd.read_csv(p) for p in sorted(truth.glob("propensity_*.csv"))}
+    props = {
+        p.stem.removeprefix("propensity_"): pd.read_csv(p) for p in sorted(truth.glob("propensity_*.csv"))
+    }
     return SyntheticTruth(
         propensities=props,
         importance=pd.read_csv(truth / "attribute_importance.csv"),
@@ -536,7 +548,9 @@ def read_truth(folder: str | Path) -> SyntheticTruth:
     )
 
 
-def ensure_synthetic_crm(source: str | Path, synthetic: SyntheticConfig, extract_date: date | pd.Timestamp) -> bool:
+def ensure_synthetic_crm(
+    source: str | Path, synthetic: SyntheticConfig, extract_date: date | pd.Timestamp
+) -> bool:
     """Generate the synthetic CRM into ``source`` unless it already holds one; True if generated.
 
     An existing folder is reused only if its truth says it was made with the same settings, so

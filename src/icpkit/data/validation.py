@@ -81,7 +81,9 @@ def example_value(value: Any) -> Any:
     return value
 
 
-def example_rows(table: str, df: pd.DataFrame, mask: Iterable[bool] | pd.Series, columns: Iterable[str]) -> list[dict]:
+def example_rows(
+    table: str, df: pd.DataFrame, mask: Iterable[bool] | pd.Series, columns: Iterable[str]
+) -> list[dict]:
     """Up to :data:`MAX_EXAMPLES` offending rows as ``{id column: ..., offending column: ...}``."""
     contract = CONTRACT.get(table)
     # Event tables have no id: the account and the event time identify a row well enough.
@@ -91,7 +93,9 @@ def example_rows(table: str, df: pd.DataFrame, mask: Iterable[bool] | pd.Series,
         key = ("account_id", *(contract.date_columns if contract else ()))
     cols = [c for c in dict.fromkeys([*key, *columns]) if c in df.columns]
     rows = df.loc[np.asarray(mask, dtype=bool), cols].head(MAX_EXAMPLES)
-    return [{c: example_value(v) for c, v in zip(cols, rec, strict=True)} for rec in rows.itertuples(index=False)]
+    return [
+        {c: example_value(v) for c, v in zip(cols, rec, strict=True)} for rec in rows.itertuples(index=False)
+    ]
 
 
 def check_required_columns(table: str, columns: Iterable[str]) -> None:
@@ -214,7 +218,9 @@ def _known(s: pd.Series, known: pd.Index) -> pd.Series:
     return pd.Series(found[codes], index=s.index)
 
 
-def _first_violation(table: str, df: pd.DataFrame, schema: pa.DataFrameSchema, rules: Mapping[str, _Rule]) -> None:
+def _first_violation(
+    table: str, df: pd.DataFrame, schema: pa.DataFrameSchema, rules: Mapping[str, _Rule]
+) -> None:
     try:
         schema.validate(df, lazy=True)
     except pa.errors.SchemaErrors as err:

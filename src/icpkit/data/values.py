@@ -68,7 +68,9 @@ class ValueProblem(Exception):
 def is_number(v: object) -> bool:
     """Whether ``v`` is a numeric scalar (int, float, numpy number or Decimal), booleans excluded."""
     return (
-        isinstance(v, int | float | np.number) and not isinstance(v, bool | np.bool_) or (type(v).__name__ == "Decimal")
+        isinstance(v, int | float | np.number)
+        and not isinstance(v, bool | np.bool_)
+        or (type(v).__name__ == "Decimal")
     )
 
 
@@ -86,7 +88,9 @@ def to_text(s: pd.Series) -> pd.Series:
     elif pd.api.types.is_numeric_dtype(s.dtype):
         out = s.map(_num_text, na_action="ignore")
     elif pd.api.types.is_datetime64_any_dtype(s.dtype):
-        out = s.map(lambda v: str(v.date()) if v == v.normalize() else v.isoformat(sep=" "), na_action="ignore")
+        out = s.map(
+            lambda v: str(v.date()) if v == v.normalize() else v.isoformat(sep=" "), na_action="ignore"
+        )
     else:
         out = s.map(
             lambda v: v if isinstance(v, str) else _num_text(v) if is_number(v) else str(v),
@@ -209,7 +213,9 @@ def parse_dates(
     day_month = (present & text.str.match(_DAY_MONTH)).fillna(False).astype(bool)
     if day_month.any():
         mixed = (iso.notna() & present).any()
-        return _finish(iso.mask(day_month), day_month, rule_iso_mixed(table) if mixed else rule_day_month(table))
+        return _finish(
+            iso.mask(day_month), day_month, rule_iso_mixed(table) if mixed else rule_day_month(table)
+        )
     out = iso
     rest = (present & iso.isna()).fillna(False).astype(bool)
     if rest.any():  # the lenient gate is a Python regex: only tried on the cells ISO did not parse
@@ -239,7 +245,9 @@ def _counts(text: pd.Series, mask: pd.Series) -> dict[str, int]:
     return dict(sorted(((str(k), int(v)) for k, v in vc.items()), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _repairs(table: str, column: str, text: pd.Series, masks: Iterable[tuple[str, pd.Series]]) -> list[Repair]:
+def _repairs(
+    table: str, column: str, text: pd.Series, masks: Iterable[tuple[str, pd.Series]]
+) -> list[Repair]:
     out = []
     for kind, mask in masks:
         if mask.any():
@@ -282,7 +290,9 @@ def type_attribute(
     return text, []
 
 
-def _date_attribute(table: str, text: pd.Series, n: int, share: float, date_format: str | None) -> Dates | None:
+def _date_attribute(
+    table: str, text: pd.Series, n: int, share: float, date_format: str | None
+) -> Dates | None:
     stripped = text.str.strip()
     # Cheap gate: most text attributes (industry, plan) start with a letter and are no dates.
     if date_format is None and int(stripped.str.match(r"\d").fillna(False).sum()) < share * n:
