@@ -85,17 +85,25 @@ def engagement_features(
     act_t = acts["occurred_at"].to_numpy("datetime64[s]").astype(np.int64)
     row_t = pd.Series(as_of).to_numpy("datetime64[s]").astype(np.int64)
     offset = min(act_t.min(initial=0), row_t.min(initial=0)) - 10 * 365 * 86400
-    act_t, row_t = act_t - offset, row_t - offset
+    # One int64 key per activity, built in place (tens of millions of rows: no extra copies).
+    key = act_code
+    key *= shift
+    key += act_t
+    key -= offset
+    del act_t
+    row_t = row_t - offset
     type_code, type_values = _codes(acts["activity_type"])
     lookup = pd.Index(type_values)
     present = np.flatnonzero(np.bincount(type_code[type_code >= 0], minlength=len(lookup)))
     types = activity_types if activity_types is not None else sorted(lookup[present].tolist())
-    groups: list[tuple[str, np.ndarray]] = [("all", np.ones(len(acts), dtype=bool))]
-    groups += [(str(t), type_code == _code_of(lookup, t)) for t in types]
+    # Activities usually come sorted by account and time: then every selection is sorted too.
+    presorted = bool(np.all(key[1:] >= key[:-1]))
+    now = row_code * shift + row_t
     out: dict[str, np.ndarray] = {}
-    for name, sel in groups:
-        keys = np.sort(act_code[sel] * shift + act_t[sel])
-        now = row_code * shift + row_t
+    for name, code in [("all", None), *((str(t), _code_of(lookup, t)) for t in types)]:
+        keys = key if code is None else key[type_code == code]
+        if not presorted:
+            keys = np.sort(keys)
         upper = np.searchsorted(keys, now, side="left")
         for w in windows_days:
             lower = np.searchsorted(keys, now - w * 86400, side="left")
@@ -108,7 +116,7 @@ def engagement_features(
 def _codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Integer codes (-1 = empty) and the distinct values they index; no text copy of a category."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.codes.to_numpy().astype(np.int64), values.cat.categories
+        return values.cat.codes.to_numpy().astype(np.int64), values.cat.categories  # a new array
     codes, uniques = pd.factorize(values)
     return codes.astype(np.int64), pd.Index(uniques)
 

@@ -155,3 +155,22 @@ def test_engagement_features_same_for_category_and_text_activities():
     np.testing.assert_array_equal(text[RECENCY_FEATURE], [5.0, np.nan, 51.0, 1.0])
     trained = engagement_features(cats, ids, as_of, [30], activity_types=["call", "email"])
     assert trained["activity_email_30d"].tolist() == [0.0] * 4
+
+
+def test_engagement_features_same_for_sorted_and_shuffled_activities():
+    rng = np.random.default_rng(3)
+    n = 200
+    acts = pd.DataFrame(
+        {
+            "account_id": pd.Categorical(rng.choice(["a1", "a2", "a3"], n)),
+            "occurred_at": T("2024-01-01") + pd.to_timedelta(rng.integers(0, 120, n), unit="D"),
+            "activity_type": pd.Categorical(rng.choice(["call", "web"], n)),
+        }
+    )
+    ordered = acts.sort_values(["account_id", "occurred_at"], ignore_index=True)
+    ids = pd.Series(["a1", "a2", "a3", "a1"])
+    as_of = pd.Series([T("2024-03-01"), T("2024-04-15"), T("2024-02-01"), T("2024-01-05")])
+    shuffled = engagement_features(acts, ids, as_of, [7, 30])
+    pd.testing.assert_frame_equal(engagement_features(ordered, ids, as_of, [7, 30]), shuffled)
+    first = acts[(acts["account_id"] == "a1") & (acts["occurred_at"] < T("2024-03-01"))]
+    assert shuffled.loc[0, "activity_all_30d"] == (first["occurred_at"] >= T("2024-01-31")).sum()

@@ -435,8 +435,8 @@ def compact(table: str, df: pd.DataFrame) -> pd.DataFrame:
 def _concat_compact(table: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Chunks' frames as one, the compact columns re-coded onto one sorted set of categories."""
     out: dict[str, object] = {}
-    for col in frames[0].columns:
-        parts = [f[col] for f in frames]
+    for col in list(frames[0].columns):
+        parts = [f.pop(col) for f in frames]  # each chunk's column freed once concatenated
         if col in COMPACT_COLUMNS.get(table, ()):
             try:
                 out[col] = pd.Series(union_categoricals(parts, sort_categories=True))
