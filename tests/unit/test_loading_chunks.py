@@ -1,5 +1,6 @@
 """Activities read in chunks: the same frame, repairs, exclusions and errors as a one-shot load."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -174,3 +175,13 @@ def test_engagement_features_same_for_sorted_and_shuffled_activities():
     pd.testing.assert_frame_equal(engagement_features(ordered, ids, as_of, [7, 30]), shuffled)
     first = acts[(acts["account_id"] == "a1") & (acts["occurred_at"] < T("2024-03-01"))]
     assert shuffled.loc[0, "activity_all_30d"] == (first["occurred_at"] >= T("2024-01-31")).sum()
+
+
+def test_mlflow_dataset_schema_records_category_columns_as_their_values_type():
+    from icpkit.registry.tracking import _dataset_entity
+
+    acts = pd.DataFrame(
+        {"account_id": pd.Series(["A1"], dtype="str").astype("category"), "occurred_at": [T("2025-01-01")]}
+    )
+    schema = json.loads(_dataset_entity("activities", acts, "d", "/tmp/crm").schema)["mlflow_colspec"]
+    assert [c["type"] for c in schema] == ["str", str(acts["occurred_at"].dtype)]
