@@ -185,3 +185,15 @@ def test_mlflow_dataset_schema_records_category_columns_as_their_values_type():
     )
     schema = json.loads(_dataset_entity("activities", acts, "d", "/tmp/crm").schema)["mlflow_colspec"]
     assert [c["type"] for c in schema] == ["str", str(acts["occurred_at"].dtype)]
+
+
+def test_chunks_joined_onto_one_sorted_set_of_categories():
+    parts = [
+        pd.DataFrame({"account_id": pd.Series(v, dtype="str").astype("category"), "n": range(len(v))})
+        for v in (["b", "a", None], [None, None], ["c", "a"])
+    ]
+    whole = pd.concat([p["account_id"].astype("str") for p in parts], ignore_index=True).astype("category")
+    joined = loading._concat_compact("activities", parts)
+    pd.testing.assert_series_equal(joined["account_id"], whole, check_names=False)
+    assert list(joined["account_id"].cat.categories) == ["a", "b", "c"]
+    assert joined["n"].tolist() == [0, 1, 2, 0, 1, 0, 1]

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
+import numpy as np
 import pandas as pd
-from pandas.api.types import union_categoricals
 
 from icpkit.config import DataConfig, LabelRule, SourceConfig, TableConfig
 from icpkit.data.contract import CONTRACT, LABEL_COLUMN, TABLE_ORDER
@@ -433,18 +433,35 @@ def compact(table: str, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _concat_compact(table: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Chunks' frames as one, the compact columns re-coded onto one sorted set of categories."""
+    """Chunks' frames as one, the compact columns re-coded onto one sorted set of categories.
+
+    Column by column, each chunk's column freed once copied: the whole table is never held twice.
+    """
     out: dict[str, object] = {}
     for col in list(frames[0].columns):
-        parts = [f.pop(col) for f in frames]  # each chunk's column freed once concatenated
+        parts = [f.pop(col) for f in frames]
         if col in COMPACT_COLUMNS.get(table, ()):
-            try:
-                out[col] = pd.Series(union_categoricals(parts, sort_categories=True))
-            except TypeError:  # categories of different dtypes (a chunk with the column all empty)
-                out[col] = pd.concat([p.astype("str") for p in parts], ignore_index=True).astype("category")
+            out[col] = _union_categories(parts)
         else:
             out[col] = pd.concat(parts, ignore_index=True)
-    return pd.DataFrame(out)
+        del parts
+    return pd.DataFrame(out, copy=False)
+
+
+def _union_categories(parts: list[pd.Series]) -> pd.Series:
+    """``category`` parts as one column whose categories are all their values, sorted."""
+    known = [p.cat.categories for p in parts if len(p.cat.categories)]
+    if not known or len({c.dtype for c in known}) > 1:  # nothing but empty cells, or mixed types
+        return pd.concat([p.astype("str") for p in parts], ignore_index=True).astype("category")
+    categories = known[0].append(known[1:]).unique().sort_values() if len(known) > 1 else known[0]
+    codes = np.empty(sum(len(p) for p in parts), dtype=np.int32)
+    at = 0
+    for i, p in enumerate(parts):
+        recode = np.append(categories.get_indexer(p.cat.categories), -1).astype(np.int32)
+        codes[at : at + len(p)] = recode[p.cat.codes.to_numpy()]  # code -1 (empty) stays -1
+        at += len(p)
+        parts[i] = None  # type: ignore[call-overload]
+    return pd.Series(pd.Categorical.from_codes(codes, categories=categories), copy=False)
 
 
 def _merge_repairs(repairs: list[Repair], raw_columns: list[str], fixes: list[str]) -> list[Repair]:
