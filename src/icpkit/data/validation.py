@@ -222,7 +222,8 @@ def _first_violation(
     table: str, df: pd.DataFrame, schema: pa.DataFrameSchema, rules: Mapping[str, _Rule]
 ) -> None:
     try:
-        schema.validate(df, lazy=True)
+        # inplace: no copy of the table (the schema coerces nothing; activities have tens of millions of rows)
+        schema.validate(df, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as err:
         fc = err.failure_cases
         ours = fc[fc["check"].astype("str").isin(list(rules))]
