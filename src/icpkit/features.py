@@ -79,22 +79,31 @@ def engagement_features(
     if activities is None or (activities.empty and activity_types is None):
         return pd.DataFrame(index=range(n))
     acts = activities[["account_id", "occurred_at", "activity_type"]]
-    codes, _ = pd.factorize(pd.concat([acts["account_id"], pd.Series(account_ids)], ignore_index=True))
-    act_code = codes[: len(acts)].astype(np.int64)
-    row_code = codes[len(acts) :].astype(np.int64)
+    act_code, row_code = _account_codes(acts["account_id"], pd.Series(account_ids))
     # Seconds since epoch fit in 2^34 for centuries; account codes in the remaining bits.
     shift = np.int64(1) << np.int64(35)
     act_t = acts["occurred_at"].to_numpy("datetime64[s]").astype(np.int64)
     row_t = pd.Series(as_of).to_numpy("datetime64[s]").astype(np.int64)
     offset = min(act_t.min(initial=0), row_t.min(initial=0)) - 10 * 365 * 86400
-    act_t, row_t = act_t - offset, row_t - offset
-    types = activity_types if activity_types is not None else sorted(acts["activity_type"].dropna().unique())
-    groups: list[tuple[str, np.ndarray]] = [("all", np.ones(len(acts), dtype=bool))]
-    groups += [(str(t), (acts["activity_type"] == t).to_numpy()) for t in types]
+    # One int64 key per activity, built in place (tens of millions of rows: no extra copies).
+    key = act_code
+    key *= shift
+    key += act_t
+    key -= offset
+    del act_t
+    row_t = row_t - offset
+    type_code, type_values = _codes(acts["activity_type"])
+    lookup = pd.Index(type_values)
+    present = np.flatnonzero(np.bincount(type_code[type_code >= 0], minlength=len(lookup)))
+    types = activity_types if activity_types is not None else sorted(lookup[present].tolist())
+    # Activities usually come sorted by account and time: then every selection is sorted too.
+    presorted = bool(np.all(key[1:] >= key[:-1]))
+    now = row_code * shift + row_t
     out: dict[str, np.ndarray] = {}
-    for name, sel in groups:
-        keys = np.sort(act_code[sel] * shift + act_t[sel])
-        now = row_code * shift + row_t
+    for name, code in [("all", None), *((str(t), _code_of(lookup, t)) for t in types)]:
+        keys = key if code is None else key[type_code == code]
+        if not presorted:
+            keys = np.sort(keys)
         upper = np.searchsorted(keys, now, side="left")
         for w in windows_days:
             lower = np.searchsorted(keys, now - w * 86400, side="left")
@@ -102,6 +111,35 @@ def engagement_features(
         if name == "all":
             out[RECENCY_FEATURE] = _days_since_last(keys, upper, row_code, now, shift)
     return pd.DataFrame(out)
+
+
+def _codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes (-1 = empty) and the distinct values they index; no text copy of a category."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy().astype(np.int64), values.cat.categories  # a new array
+    codes, uniques = pd.factorize(values)
+    return codes.astype(np.int64), pd.Index(uniques)
+
+
+def _code_of(lookup: pd.Index, value: object) -> int:
+    """The code of ``value`` among ``lookup``; a value not there matches no row (-2)."""
+    try:
+        hit = lookup.get_indexer([value])[0]
+    except (TypeError, ValueError):  # pragma: no cover - a value not comparable with the index
+        hit = -1
+    return int(hit) if hit >= 0 else -2
+
+
+def _account_codes(act_accounts: pd.Series, row_accounts: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """One code per account for activities and rows: equal codes, equal accounts.
+
+    Empty accounts share code -1 on both sides (as one factorization of both would give); a row
+    account with no activity gets a code no activity has.
+    """
+    act_code, uniques = _codes(act_accounts)
+    row_code = uniques.get_indexer(row_accounts).astype(np.int64)
+    row_code[(row_code < 0) & row_accounts.notna().to_numpy()] = len(uniques)
+    return act_code, row_code
 
 
 def _days_since_last(

@@ -51,7 +51,8 @@ class Repair:
 class CRMData:
     """Contract tables keyed by name (absent optional tables are simply not in ``tables``).
 
-    Column types after loading: ids and text are pandas ``str``; contract dates and date
+    Column types after loading: ids and text are pandas ``str`` (``activities.account_id`` and
+    ``activity_type`` are ``category``: tens of millions of rows, few values); contract dates and date
     attributes are ``datetime64[ns]``; contract numbers and numeric attributes are ``float64``;
     labels are nullable ``Int8`` (``<NA>`` = not known yet); true/false or yes/no attributes stay
     text with their source spelling.

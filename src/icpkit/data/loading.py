@@ -12,10 +12,12 @@ a :class:`~icpkit.data.crm.Repair`; nothing changes silently.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 from icpkit.config import DataConfig, LabelRule, SourceConfig, TableConfig
@@ -30,7 +32,14 @@ from icpkit.data.crm import (
     ExcludedRows,
     Repair,
 )
-from icpkit.data.sources import RawTable, Reader, check_unique_names, derive_columns, open_reader
+from icpkit.data.sources import (
+    FolderReader,
+    RawTable,
+    Reader,
+    check_unique_names,
+    derive_columns,
+    open_reader,
+)
 from icpkit.data.validation import RULE_LABEL, check_required_columns, example_rows, validate_crm
 from icpkit.data.values import (
     RULE_NUMBER_FINITE,
@@ -376,6 +385,15 @@ def load_table(
     DataContractError
         A column or value breaks the contract; the message names table, column and rows.
     """
+    loaded = _map_table(table, raw, cfg, numeric_share, missing_values)
+    _log_repairs(loaded.repairs)
+    return loaded
+
+
+def _map_table(
+    table: str, raw: pd.DataFrame, cfg: TableConfig | None, numeric_share: float, missing_values: Sequence[str]
+) -> LoadedTable:
+    """:func:`load_table` without logging the repairs (a chunked table logs them once, added up)."""
     cfg = cfg or TableConfig()
     df = _prepare(table, raw, {})
     df, repairs = _placeholders(table, df, [*missing_values, *cfg.missing_values])
@@ -392,8 +410,169 @@ def load_table(
     df, excluded = _exclude(table, df, cfg.exclude_rows_missing)
     typed, inferred = _type_columns(table, df, numeric_share, cfg.date_format)
     repairs += fixed + inferred
-    _log_repairs(repairs)
-    return LoadedTable(typed, dropped, excluded, repairs)
+    return LoadedTable(compact(table, typed), dropped, excluded, repairs)
+
+
+# ---------------------------------------------------------------------------------------------
+# large event tables: compact columns, chunked reading
+
+#: Text columns held as pandas ``category`` once loaded: an activities table has tens of millions
+#: of rows but few distinct accounts and types, and one text object per cell would not fit.
+COMPACT_COLUMNS: dict[str, tuple[str, ...]] = {"activities": ("account_id", "activity_type")}
+
+#: Rows per chunk when a table of :data:`COMPACT_COLUMNS` is read from one CSV file.
+CHUNK_ROWS = 1_000_000
+
+
+def compact(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    """The text columns of :data:`COMPACT_COLUMNS` as ``category`` (sorted categories); same values."""
+    for col in COMPACT_COLUMNS.get(table, ()):
+        if col in df.columns and not isinstance(df[col].dtype, pd.CategoricalDtype):
+            df[col] = df[col].astype("category")
+    return df
+
+
+def _concat_compact(table: str, frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Chunks' frames as one, the compact columns re-coded onto one sorted set of categories.
+
+    Column by column, each chunk's column freed once copied: the whole table is never held twice.
+    """
+    out: dict[str, object] = {}
+    for col in list(frames[0].columns):
+        parts = [f.pop(col) for f in frames]
+        if col in COMPACT_COLUMNS.get(table, ()):
+            out[col] = _union_categories(parts)
+        else:
+            out[col] = pd.concat(parts, ignore_index=True)
+        del parts
+    return pd.DataFrame(out, copy=False)
+
+
+def _union_categories(parts: list[pd.Series]) -> pd.Series:
+    """``category`` parts as one column whose categories are all their values, sorted."""
+    known = [p.cat.categories for p in parts if len(p.cat.categories)]
+    if not known or len({c.dtype for c in known}) > 1:  # nothing but empty cells, or mixed types
+        return pd.concat([p.astype("str") for p in parts], ignore_index=True).astype("category")
+    categories = known[0].append(known[1:]).unique().sort_values() if len(known) > 1 else known[0]
+    codes = np.empty(sum(len(p) for p in parts), dtype=np.int32)
+    at = 0
+    for i, p in enumerate(parts):
+        recode = np.append(categories.get_indexer(p.cat.categories), -1).astype(np.int32)
+        codes[at : at + len(p)] = recode[p.cat.codes.to_numpy()]  # code -1 (empty) stays -1
+        at += len(p)
+        parts[i] = None  # type: ignore[call-overload]
+    return pd.Series(pd.Categorical.from_codes(codes, categories=categories), copy=False)
+
+
+def _merge_repairs(repairs: list[Repair], raw_columns: list[str], fixes: list[str]) -> list[Repair]:
+    """Repairs of the same column and kind added up, ordered as a one-shot load orders them."""
+    merged: dict[tuple[str, str], Repair] = {}
+    for r in repairs:
+        key = (r.column, r.kind)
+        if key in merged:
+            m = merged[key]
+            detail = dict(m.detail)
+            for value, n in r.detail.items():
+                detail[value] = detail.get(value, 0) + n
+            detail = dict(sorted(detail.items(), key=lambda kv: (-kv[1], kv[0])))
+            merged[key] = Repair(r.table, r.column, r.kind, m.count + r.count, detail)
+        else:
+            merged[key] = r
+    folded = [f.casefold() for f in fixes]
+
+    def rank(r: Repair) -> tuple[int, int]:
+        if r.kind == REPAIR_MISSING_VALUE and r.column in raw_columns:
+            return 0, raw_columns.index(r.column)
+        if r.kind == REPAIR_VALUE_FIX and r.column.casefold() in folded:
+            return 1, folded.index(r.column.casefold())
+        return 2, 0
+
+    return sorted(merged.values(), key=rank)
+
+
+def _position(order: list[str], item: str) -> int:
+    return order.index(item) if item in order else len(order)
+
+
+@contextmanager
+def _quiet(on: bool) -> Iterator[None]:
+    """Info logs of the mapping steps once, for the first chunk, not again for every chunk."""
+    level = log.level
+    if on:
+        log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _chunks(reader: Reader, table: str, cfg: TableConfig) -> Iterator[pd.DataFrame] | None:
+    if (
+        table not in COMPACT_COLUMNS
+        or not isinstance(reader, FolderReader)
+        or cfg.sources is not None
+        or cfg.date_format is not None
+        or cfg.label is not None
+    ):
+        return None
+    return reader.csv_chunks(table, cfg, CHUNK_ROWS)
+
+
+def _load_chunked(reader: Reader, table: str, cfg: TableConfig, config: DataConfig) -> LoadedTable | None:
+    """A large event table mapped chunk by chunk from one CSV file; ``None``: load it in one go.
+
+    Every chunk goes through :func:`load_table`'s steps; repairs and exclusions are added up.
+    Whatever a one-shot load would decide from the whole column (a date format, attribute types)
+    or report as an error (counts and example rows over all rows) is left to the one-shot load:
+    a table with attribute columns, a declared ``date_format``, a label rule, several sources, or
+    any error is loaded in one go instead, so results and errors are the same either way.
+    """
+    chunks = _chunks(reader, table, cfg)
+    if chunks is None:
+        return None
+    known = set(CONTRACT[table].known_columns)
+    frames: list[pd.DataFrame] = []
+    repairs: list[Repair] = []
+    excluded: dict[str, int] = {}
+    dropped: list[str] = []
+    raw_columns: list[str] = []
+    try:
+        for i, raw in enumerate(chunks):
+            if not len(raw):
+                if i == 0:
+                    return None  # an empty table: the one-shot path says so
+                continue
+            with _quiet(i > 0):
+                part = _map_table(table, raw, cfg, config.numeric_share, config.missing_values)
+            if not set(part.frame.columns) <= known:
+                return None  # attribute columns are typed from all their values at once
+            if i == 0:
+                raw_columns = [str(c) for c in raw.columns]
+            frames.append(part.frame)
+            repairs += part.repairs
+            dropped = part.dropped
+            for e in part.excluded:
+                excluded[e.reason] = excluded.get(e.reason, 0) + e.count
+    except ICPKitError:
+        return None  # the one-shot load raises the same error, counted over the whole table
+    finally:
+        chunks.close()
+    if not frames:
+        return None
+    # In the config's order, as a one-shot load excludes them (a chunk may lack the first kind).
+    order = [f"empty {c} (config exclude_rows_missing)".casefold() for c in cfg.exclude_rows_missing]
+    excluded = dict(sorted(excluded.items(), key=lambda kv: _position(order, kv[0].casefold())))
+    if len(frames) > 1:
+        for reason, n in excluded.items():
+            log.info("%s: excluded %d rows on purpose in all: %s", table, n, reason)
+    merged = _merge_repairs(repairs, raw_columns, list(cfg.values))
+    _log_repairs(merged)
+    return LoadedTable(
+        _concat_compact(table, frames),
+        dropped,
+        [ExcludedRows(table, reason, n) for reason, n in excluded.items()],
+        merged,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,6 +622,26 @@ def _missing_or_empty(table: str, raw: RawTable | None, source: str) -> bool:
     return True
 
 
+def _release_freed_memory() -> None:
+    """Hand the memory the reading and typing freed back to the system (the tables stay).
+
+    glibc and Arrow's allocator keep freed blocks for reuse; after a large CSV that is hundreds
+    of MB the training would otherwise hold on top of its own peak.
+    """
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except (ImportError, AttributeError):  # pragma: no cover - pyarrow is a dependency of pandas str
+        pass
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        pass
+
+
 def load_crm(config: DataConfig, extract_date: date | pd.Timestamp) -> CRMData:
     """Read, map, type and validate every contract table of ``config.source``.
 
@@ -471,6 +670,11 @@ def load_crm(config: DataConfig, extract_date: date | pd.Timestamp) -> CRMData:
     try:
         for name in TABLE_ORDER:
             cfg = config.tables.get(name) or TableConfig()
+            chunked = _load_chunked(reader, name, cfg, config)
+            if chunked is not None:
+                loaded[name] = chunked
+                log.info("%s: loaded %d rows, %d columns", name, len(chunked.frame), chunked.frame.shape[1])
+                continue
             raw = _read(reader, name, cfg)
             if _missing_or_empty(name, raw, config.source):
                 continue
@@ -484,6 +688,7 @@ def load_crm(config: DataConfig, extract_date: date | pd.Timestamp) -> CRMData:
         reader.close()
     tables = {name: t.frame for name, t in loaded.items()}
     validate_crm(tables, extract)
+    _release_freed_memory()
     return CRMData(
         tables=tables,
         extract_date=extract,

@@ -13,6 +13,7 @@ import csv
 import logging
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +114,46 @@ def read_csv(table: str, path: Path, encoding: str) -> pd.DataFrame:
         raise _fail(f"table '{table}': cannot read {path.name} as CSV: {err}") from None
 
 
+def read_csv_chunks(table: str, path: Path, encoding: str, rows: int) -> Iterator[pd.DataFrame]:
+    """:func:`read_csv` in frames of at most ``rows`` rows (a large table need not fit as text).
+
+    The chunks concatenated are the frame :func:`read_csv` returns, with the same errors.
+    """
+    try:
+        with path.open(encoding=_codec(encoding), newline="") as fh:
+            header = next(csv.reader(fh), None)
+        if header is None:
+            yield pd.DataFrame()
+            return
+        check_unique_names(table, header, path.name)
+        checked = False
+        reader = pd.read_csv(
+            path,
+            dtype="str",
+            keep_default_na=False,
+            na_values=[""],
+            encoding=_codec(encoding),
+            index_col=False,
+            chunksize=rows,
+        )
+        with reader:
+            while True:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", pd.errors.ParserWarning)
+                    try:
+                        chunk = next(reader)
+                    except StopIteration:
+                        break
+                if not checked and any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+                    _check_extra_cells(table, path, encoding, len(header))
+                    checked = True
+                yield chunk
+    except UnicodeDecodeError:
+        raise _decode_error(table, path, encoding) from None
+    except (pd.errors.ParserError, csv.Error, OSError) as err:
+        raise _fail(f"table '{table}': cannot read {path.name} as CSV: {err}") from None
+
+
 def _check_extra_cells(table: str, path: Path, encoding: str, width: int) -> None:
     """Rows longer than the header: empty trailing cells (a trailing delimiter) are ignored, data is not."""
     with path.open(encoding=_codec(encoding), newline="") as fh:
@@ -202,6 +243,16 @@ class FolderReader(Reader):
         if path.suffix in (".parquet", ".pq"):
             return RawTable(read_parquet(table, path), path.name)
         raise _fail(f"table '{table}': cannot read {path} (use .csv or .parquet)")
+
+    def csv_chunks(self, table: str, cfg: SourceConfig, rows: int) -> Iterator[pd.DataFrame] | None:
+        """The table's CSV file in frames of at most ``rows`` rows; ``None`` if it is no CSV file."""
+        if cfg.query is not None:
+            return None
+        path = self._path(table, cfg)
+        if path is None or path.suffix != ".csv":
+            return None
+        log.debug("reading %s from %s in chunks of %d rows", table, path, rows)
+        return read_csv_chunks(table, path, cfg.encoding, rows)
 
     def _query(self, table: str, query: str) -> RawTable:
         if self._duck is None:

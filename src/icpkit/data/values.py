@@ -217,7 +217,9 @@ def parse_dates(
             iso.mask(day_month), day_month, rule_iso_mixed(table) if mixed else rule_day_month(table)
         )
     out = iso
-    rest = (present & iso.isna() & text.str.contains(_LENIENT_OK)).fillna(False).astype(bool)
+    rest = (present & iso.isna()).fillna(False).astype(bool)
+    if rest.any():  # the lenient gate is a Python regex: only tried on the cells ISO did not parse
+        rest[rest] = text[rest].str.contains(_LENIENT_OK).fillna(False).astype(bool)
     if lenient and rest.any():
         out = out.where(~rest, _to_datetime(text.where(rest), "mixed"))
     return _finish(out, (present & out.isna()).astype(bool), RULE_DATE_PARSE)

@@ -149,6 +149,11 @@ def _as_metric_value(value: Any) -> float | None:
 
 
 
+def _type_name(dtype: Any) -> str:
+    """A column's type as recorded; a loaded ``category`` column (activities) records its values' type."""
+    return str(dtype.categories.dtype) if isinstance(dtype, pd.CategoricalDtype) else str(dtype)
+
+
 def _dataset_entity(name: str, frame: pd.DataFrame, digest: str, source: str) -> Dataset:
     """An MLflow dataset record: masked source, digest, schema and size; never a row."""
     masked = mask_secrets(source)
@@ -156,7 +161,7 @@ def _dataset_entity(name: str, frame: pd.DataFrame, digest: str, source: str) ->
         kind = "http" if masked.startswith(("http://", "https://")) else masked.split("://", 1)[0]
     else:
         kind = "local"
-    schema = {"mlflow_colspec": [{"name": str(c), "type": str(t)} for c, t in frame.dtypes.items()]}
+    schema = {"mlflow_colspec": [{"name": str(c), "type": _type_name(t)} for c, t in frame.dtypes.items()]}
     return Dataset(
         name=name,
         digest=digest[:36],
