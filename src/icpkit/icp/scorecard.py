@@ -99,6 +99,26 @@ class FeatureTable:
         return np.where(missing, self.missing_value, out)
 
 
+def _join_choices(chosen: np.ndarray, texts: np.ndarray) -> np.ndarray:
+    """Per row, the texts of its chosen entries (``-1`` = none) joined with ``"; "``, in order."""
+    base = len(texts) + 1
+    if base ** chosen.shape[1] < 2**62:
+        key = np.zeros(len(chosen), dtype=np.int64)
+        for k in range(chosen.shape[1]):
+            key = key * base + (chosen[:, k] + 1)
+        row_kind, kinds = pd.factorize(key)
+        digits = np.empty((len(kinds), chosen.shape[1]), dtype=np.int64)
+        rest = np.asarray(kinds, dtype=np.int64)
+        for k in range(chosen.shape[1] - 1, -1, -1):
+            rest, digits[:, k] = np.divmod(rest, base)
+        distinct = digits - 1
+    else:
+        distinct, row_kind = np.unique(chosen, axis=0, return_inverse=True)
+        row_kind = row_kind.reshape(-1)
+    joined = np.asarray(["; ".join(texts[j] for j in choice if j >= 0) for choice in distinct.tolist()] + [""], dtype=object)
+    return joined[:-1][row_kind] if len(distinct) else np.full(len(chosen), "", dtype=object)
+
+
 def _category_codes(values: np.ndarray) -> np.ndarray:
     """Integer codes as LightGBM reads them (truncation); NaN becomes -1, i.e. missing."""
     with np.errstate(invalid="ignore"):
@@ -343,8 +363,12 @@ class AdditiveScorecard:
 
     # -- entries and points ------------------------------------------------------------------
 
-    def _entry_index(self, X: pd.DataFrame) -> np.ndarray:
-        """(rows, features) index of each value's entry; the last entry of a feature is missing."""
+    def entry_index(self, X: pd.DataFrame) -> np.ndarray:
+        """(rows, features) index of each value's entry; the last entry of a feature is missing.
+
+        :meth:`points_of_entries` and :meth:`reasons_of_entries` take it, so a caller that wants
+        both scores and reasons reads the frame once.
+        """
         matrix = _as_matrix(X, self.features, self.categorical)
         out = np.empty(matrix.shape, dtype=np.int64)
         for j, f in enumerate(self.features):
@@ -368,15 +392,21 @@ class AdditiveScorecard:
 
     def points(self, X: pd.DataFrame) -> pd.DataFrame:
         """Integer points per row and feature; rows sum to :meth:`score`."""
-        idx = self._entry_index(X)
-        pts = np.column_stack(
-            [self.entry_points(f)[idx[:, j]] for j, f in enumerate(self.features)]
-        ) if self.features else np.zeros((len(X), 0), dtype=np.int64)
-        return pd.DataFrame(pts, columns=self.features, index=X.index)
+        return pd.DataFrame(self.points_of_entries(self.entry_index(X)), columns=self.features, index=X.index)
+
+    def points_of_entries(self, idx: np.ndarray) -> np.ndarray:
+        """The (rows, features) integer points of an :meth:`entry_index` matrix."""
+        if not self.features:
+            return np.zeros((len(idx), 0), dtype=np.int64)
+        return np.column_stack([self.entry_points(f)[idx[:, j]] for j, f in enumerate(self.features)])
 
     def score(self, X: pd.DataFrame) -> np.ndarray:
         """Fit points in [0, 100]: the sum of the points table's entries for each row."""
-        return self.points(X).to_numpy().sum(axis=1).astype(np.int64)
+        return self.score_of_entries(self.entry_index(X))
+
+    def score_of_entries(self, idx: np.ndarray) -> np.ndarray:
+        """:meth:`score` of an :meth:`entry_index` matrix."""
+        return self.points_of_entries(idx).sum(axis=1).astype(np.int64)
 
     def raw_score(self, X: pd.DataFrame) -> np.ndarray:
         """The model's raw (log-odds) score, from the lookup tables alone (exact)."""
@@ -390,28 +420,34 @@ class AdditiveScorecard:
         A reason reads ``"industry = Software (+18 of 20)"``: the row's points for the attribute
         and its maximum, exactly as in :meth:`points_table`. Reasons up are the attributes where the
         row earns most above the book's average points, reasons down most below; differences under
-        half a point are left out. Vectorised: an argsort on the points matrix and lookups into
-        per-entry text, so a million rows take seconds.
+        half a point are left out. Vectorised: see :meth:`reasons_of_entries`.
         """
-        idx = self._entry_index(X)
-        if not self.features or not len(X):
-            return pd.DataFrame({"reasons_up": [""] * len(X), "reasons_down": [""] * len(X)}, index=X.index)
+        up, down = self.reasons_of_entries(self.entry_index(X), top_n)
+        return pd.DataFrame({"reasons_up": up, "reasons_down": down}, index=X.index)
+
+    def reasons_of_entries(self, idx: np.ndarray, top_n: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """``(reasons_up, reasons_down)`` object arrays of an :meth:`entry_index` matrix.
+
+        A row's reasons are fixed by the entries it chose (at most ``top_n`` per side) and there are
+        few distinct choices: each row's choice is packed into one integer, the distinct choices
+        are joined into text once, and the rows take their text by lookup (no per-row formatting).
+        """
+        n = len(idx)
+        if not self.features or not n:
+            return np.full(n, "", dtype=object), np.full(n, "", dtype=object)
         texts, offsets = self._reason_texts()
-        pts = np.column_stack([self.entry_points(f)[idx[:, j]] for j, f in enumerate(self.features)])
+        pts = self.points_of_entries(idx)
         delta = pts - np.array([self.mean_points.get(f, 0.0) for f in self.features])
         flat = offsets[None, :] + idx
-        out = {}
-        for name, sign in (("reasons_up", 1.0), ("reasons_down", -1.0)):
+        rows = np.arange(n)[:, None]
+        out = []
+        for sign in (1.0, -1.0):
             order = np.argsort(-sign * delta, axis=1, kind="stable")[:, :top_n]
-            rows = np.arange(len(X))[:, None]
             # Sorted by the delta, so the kept reasons are a prefix of each row's order.
             kept = (sign * delta[rows, order] >= 0.5).sum(axis=1)
-            chosen = texts[flat[rows, order]]
-            joined = np.where(kept >= 1, chosen[:, 0], "").astype(object)
-            for k in range(1, chosen.shape[1]):
-                joined = joined + np.where(kept > k, "; " + chosen[:, k], "")
-            out[name] = joined
-        return pd.DataFrame(out, index=X.index)
+            chosen = np.where(np.arange(order.shape[1])[None, :] < kept[:, None], flat[rows, order], -1)
+            out.append(_join_choices(chosen, texts))
+        return out[0], out[1]
 
     def _reason_texts(self) -> tuple[np.ndarray, np.ndarray]:
         texts: list[str] = []
