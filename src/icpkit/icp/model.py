@@ -24,7 +24,7 @@ from icpkit.atomic import atomic_directory
 from icpkit.attributes import AttributeSpec, prepare_attributes
 from icpkit.features import engagement_columns
 from icpkit.icp.negative import DriverRule, penalty_points
-from icpkit.icp.scorecard import AdditiveScorecard
+from icpkit.icp.scorecard import AdditiveScorecard, take_text
 from icpkit.icp.scores import PercentileReference, apply_penalty, assign_tiers, quadrant
 from icpkit.icp.segments import SegmentModel
 from icpkit.icp.segments import _nearest as nearest_centre
@@ -96,8 +96,8 @@ class Segmentation:
         # SegmentModel.predict without the labelled design frame: same design, same nearest centre.
         pre = self.model.preprocessor
         seg = nearest_centre(pre.design_array(pre.encode(X)), np.asarray(self.model.centers, dtype=float))
-        names = np.asarray(self.model.names or [f"segment {i}" for i in range(self.model.k)], dtype=object)
-        return seg.astype("int64"), names[seg]
+        names = [str(n) for n in (self.model.names or [f"segment {i}" for i in range(self.model.k)])]
+        return seg.astype("int64"), take_text(names, seg)
 
     def to_dict(self) -> dict[str, Any]:
         """The segmentation as a JSON-ready dict."""
@@ -201,7 +201,8 @@ class FittedICP:
             return
         # One read of the frame serves both the points and the reasons.
         entries = self.fit.card.entry_index(self.fit.features(accounts, as_of))
-        points = self.fit.card.score_of_entries(entries).astype(float)
+        table = self.fit.card.points_of_entries(entries)
+        points = table.sum(axis=1).astype(np.int64).astype(float)
         out["fit_points"] = points
         out["fit_percentile"] = self.fit.reference.percentile(points)
         out["fit_penalty"] = self._penalty(rules)
@@ -209,7 +210,7 @@ class FittedICP:
         if not reasons:
             out["reasons_up"], out["reasons_down"] = "", ""
             return
-        out["reasons_up"], out["reasons_down"] = self.fit.card.reasons_of_entries(entries, top_n=3)
+        out["reasons_up"], out["reasons_down"] = self.fit.card.reasons_of_entries(entries, 3, table)
 
     def _engagement_scores(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp, out: pd.DataFrame) -> None:
         if self.engagement is None:

@@ -20,9 +20,10 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy.stats import spearmanr
 
-__all__ = ["AdditiveScorecard", "FeatureTable"]
+__all__ = ["AdditiveScorecard", "FeatureTable", "take_text"]
 
 _FORMAT = "icpkit.additive_scorecard"
 _FORMAT_VERSION = 2
@@ -99,8 +100,8 @@ class FeatureTable:
         return np.where(missing, self.missing_value, out)
 
 
-def _join_choices(chosen: np.ndarray, texts: np.ndarray) -> np.ndarray:
-    """Per row, the texts of its chosen entries (``-1`` = none) joined with ``"; "``, in order."""
+def _join_choices(chosen: np.ndarray, texts: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Per row, the texts of its chosen entries (``-1`` = none) joined with ``"; "``, in order (``str``)."""
     base = len(texts) + 1
     if base ** chosen.shape[1] < 2**62:
         key = np.zeros(len(chosen), dtype=np.int64)
@@ -115,8 +116,19 @@ def _join_choices(chosen: np.ndarray, texts: np.ndarray) -> np.ndarray:
     else:
         distinct, row_kind = np.unique(chosen, axis=0, return_inverse=True)
         row_kind = row_kind.reshape(-1)
-    joined = np.asarray(["; ".join(texts[j] for j in choice if j >= 0) for choice in distinct.tolist()] + [""], dtype=object)
-    return joined[:-1][row_kind] if len(distinct) else np.full(len(chosen), "", dtype=object)
+    return take_text(["; ".join(texts[j] for j in choice if j >= 0) for choice in distinct.tolist()], row_kind)
+
+
+def take_text(values: list[str], index: np.ndarray) -> Any:
+    """``values[index]`` as a text column, taken in Arrow (no Python string per row).
+
+    pandas >= 3: a ``str`` array, the same column pandas infers from the object array
+    ``np.asarray(values, dtype=object)[index]``; older pandas: that object array.
+    """
+    taken = pa.array(values, type=pa.large_string()).take(pa.array(np.asarray(index, dtype=np.int64)))
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return pd.array(taken, dtype="str")
+    return taken.to_numpy(zero_copy_only=False).astype(object)
 
 
 def _category_codes(values: np.ndarray) -> np.ndarray:
@@ -425,18 +437,21 @@ class AdditiveScorecard:
         up, down = self.reasons_of_entries(self.entry_index(X), top_n)
         return pd.DataFrame({"reasons_up": up, "reasons_down": down}, index=X.index)
 
-    def reasons_of_entries(self, idx: np.ndarray, top_n: int = 3) -> tuple[np.ndarray, np.ndarray]:
-        """``(reasons_up, reasons_down)`` object arrays of an :meth:`entry_index` matrix.
+    def reasons_of_entries(
+        self, idx: np.ndarray, top_n: int = 3, points: np.ndarray | None = None
+    ) -> tuple[Any, Any]:
+        """``(reasons_up, reasons_down)`` text arrays (pandas ``str``) of an :meth:`entry_index` matrix.
 
         A row's reasons are fixed by the entries it chose (at most ``top_n`` per side) and there are
         few distinct choices: each row's choice is packed into one integer, the distinct choices
         are joined into text once, and the rows take their text by lookup (no per-row formatting).
+        ``points`` is :meth:`points_of_entries` of ``idx`` when the caller has it already.
         """
         n = len(idx)
         if not self.features or not n:
             return np.full(n, "", dtype=object), np.full(n, "", dtype=object)
         texts, offsets = self._reason_texts()
-        pts = self.points_of_entries(idx)
+        pts = self.points_of_entries(idx) if points is None else points
         delta = pts - np.array([self.mean_points.get(f, 0.0) for f in self.features])
         flat = offsets[None, :] + idx
         rows = np.arange(n)[:, None]
