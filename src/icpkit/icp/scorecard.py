@@ -437,9 +437,7 @@ class AdditiveScorecard:
         up, down = self.reasons_of_entries(self.entry_index(X), top_n)
         return pd.DataFrame({"reasons_up": up, "reasons_down": down}, index=X.index)
 
-    def reasons_of_entries(
-        self, idx: np.ndarray, top_n: int = 3, points: np.ndarray | None = None
-    ) -> tuple[Any, Any]:
+    def reasons_of_entries(self, idx: np.ndarray, top_n: int = 3, points: np.ndarray | None = None) -> tuple[Any, Any]:
         """``(reasons_up, reasons_down)`` text arrays (pandas ``str``) of an :meth:`entry_index` matrix.
 
         A row's reasons are fixed by the entries it chose (at most ``top_n`` per side) and there are

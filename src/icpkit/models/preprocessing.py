@@ -445,7 +445,9 @@ def _factorisable(s: pd.Series) -> bool:
     dtype = s.dtype
     if isinstance(dtype, pd.StringDtype) or pd.api.types.is_bool_dtype(dtype):
         return True
-    return bool(pd.api.types.is_numeric_dtype(dtype) and dtype != object and not isinstance(dtype, pd.CategoricalDtype))
+    if pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+        return False
+    return bool(pd.api.types.is_numeric_dtype(dtype))
 
 
 def _codes(labels: pd.Series, cats: list[str], pooled: list[str]) -> tuple[np.ndarray, int]:

@@ -103,7 +103,7 @@ def _scored_output(
 
 
 #: Fewest rows a scoring worker process gets: below that, one process scores the batch.
-MIN_ROWS_PER_WORKER = 100_000
+MIN_ROWS_PER_WORKER = 50_000
 
 
 @dataclass
