@@ -176,10 +176,8 @@ def main() -> None:
                     # The whole-market path: Spark DataFrames written to Parquet by Spark (collecting a
                     # million scored rows into the driver needs more than its default 1 GB heap).
                     meter.start("spark")
-                    result = score_spark(
-                        spark, path, uri, scorer.input_spec, tracking_uri=cfg.tracking.tracking_uri,
-                        keep=["account_id"],
-                    )  # fmt: skip
+                    # No keep=[...]: the scorer's output carries account_id already.
+                    result = score_spark(spark, path, uri, scorer.input_spec, tracking_uri=cfg.tracking.tracking_uri)
                     result.scores.write.mode("overwrite").parquet(str(tmp / "spark_scores"))
                     result.rejected.write.mode("overwrite").parquet(str(tmp / "spark_rejected"))
                     meter.stop()
