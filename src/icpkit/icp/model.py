@@ -24,9 +24,10 @@ from icpkit.atomic import atomic_directory
 from icpkit.attributes import AttributeSpec, prepare_attributes
 from icpkit.features import engagement_columns
 from icpkit.icp.negative import DriverRule, penalty_points
-from icpkit.icp.scorecard import AdditiveScorecard
+from icpkit.icp.scorecard import AdditiveScorecard, take_text
 from icpkit.icp.scores import PercentileReference, apply_penalty, assign_tiers, quadrant
 from icpkit.icp.segments import SegmentModel
+from icpkit.icp.segments import _nearest as nearest_centre
 from icpkit.models.preprocessing import Preprocessor
 from icpkit.serialization import MODEL_FILE, json_default
 
@@ -92,9 +93,11 @@ class Segmentation:
     def assign(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
         """Segment number and segment name of each account row."""
         X = prepare_attributes(accounts, self.attributes, as_of).reindex(columns=self.model.columns)
-        seg = self.model.predict(X)
-        names = np.asarray(self.model.names or [f"segment {i}" for i in range(self.model.k)], dtype=object)
-        return seg.astype("int64"), names[seg]
+        # SegmentModel.predict without the labelled design frame: same design, same nearest centre.
+        pre = self.model.preprocessor
+        seg = nearest_centre(pre.design_array(pre.encode(X)), np.asarray(self.model.centers, dtype=float))
+        names = [str(n) for n in (self.model.names or [f"segment {i}" for i in range(self.model.k)])]
+        return seg.astype("int64"), take_text(names, seg)
 
     def to_dict(self) -> dict[str, Any]:
         """The segmentation as a JSON-ready dict."""
@@ -168,7 +171,9 @@ class FittedICP:
         """
         accounts = accounts.reset_index(drop=True)
         out = pd.DataFrame({"account_id": accounts["account_id"] if "account_id" in accounts else pd.NA})
-        self._fit_scores(accounts, as_of, out, reasons)
+        # The rule attributes, prepared once for the penalty and the exclusion flags.
+        rules = self._rule_frame(accounts, as_of)
+        self._fit_scores(accounts, as_of, out, reasons, rules)
         self._engagement_scores(accounts, as_of, out)
         out["tier"] = assign_tiers(out["fit_score"].to_numpy(), self.tier_cutoffs)
         out["quadrant"] = quadrant(
@@ -178,28 +183,34 @@ class FittedICP:
             out["segment"], out["segment_name"] = self.segmentation.assign(accounts, as_of)
         else:
             out["segment"], out["segment_name"] = pd.array([pd.NA] * len(accounts), dtype="Int64"), None
-        out["negative_icp_flags"] = self._flags(accounts, as_of)
+        out["negative_icp_flags"] = self._flags(rules)
         return out[SCORE_COLUMNS]
 
     def _fit_scores(
-        self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp, out: pd.DataFrame, reasons: bool = True
+        self,
+        accounts: pd.DataFrame,
+        as_of: pd.Series | pd.Timestamp,
+        out: pd.DataFrame,
+        reasons: bool = True,
+        rules: pd.DataFrame | None = None,
     ) -> None:
         if self.fit is None:
             for c in ("fit_points", "fit_percentile", "fit_penalty", "fit_score"):
                 out[c] = np.nan
             out["reasons_up"], out["reasons_down"] = "", ""
             return
-        X = self.fit.features(accounts, as_of)
-        points = self.fit.card.score(X).astype(float)
+        # One read of the frame serves both the points and the reasons.
+        entries = self.fit.card.entry_index(self.fit.features(accounts, as_of))
+        table = self.fit.card.points_of_entries(entries)
+        points = table.sum(axis=1).astype(np.int64).astype(float)
         out["fit_points"] = points
         out["fit_percentile"] = self.fit.reference.percentile(points)
-        out["fit_penalty"] = self._penalty(accounts, as_of)
+        out["fit_penalty"] = self._penalty(rules)
         out["fit_score"] = apply_penalty(out["fit_percentile"].to_numpy(), out["fit_penalty"].to_numpy())
         if not reasons:
             out["reasons_up"], out["reasons_down"] = "", ""
             return
-        why = self.fit.card.reasons(X, top_n=3)
-        out["reasons_up"], out["reasons_down"] = why["reasons_up"].to_numpy(), why["reasons_down"].to_numpy()
+        out["reasons_up"], out["reasons_down"] = self.fit.card.reasons_of_entries(entries, 3, table)
 
     def _engagement_scores(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp, out: pd.DataFrame) -> None:
         if self.engagement is None:
@@ -212,19 +223,21 @@ class FittedICP:
     def _rule_frame(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp) -> pd.DataFrame:
         return prepare_attributes(accounts, self.rule_attributes, as_of)
 
-    def _penalty(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp) -> np.ndarray:
+    def _penalty(self, rules: pd.DataFrame) -> np.ndarray:
         if not self.penalty_rules:
-            return np.zeros(len(accounts))
-        return penalty_points(self.penalty_rules, self._rule_frame(accounts, as_of), self.max_penalty_points)
+            return np.zeros(len(rules))
+        return penalty_points(self.penalty_rules, rules, self.max_penalty_points)
 
-    def _flags(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp) -> np.ndarray:
-        flags = np.full(len(accounts), "", dtype=object)
-        if not self.exclusions:
-            return flags
-        frame = self._rule_frame(accounts, as_of)
+    def _flags(self, rules: pd.DataFrame) -> np.ndarray:
+        flags = np.full(len(rules), "", dtype=object)
         for rule in self.exclusions:
-            hit = rule.matches(frame)
-            flags = np.where(hit, np.where(flags == "", rule.condition(), flags + "; " + rule.condition()), flags)
+            hit = np.flatnonzero(np.asarray(rule.matches(rules), dtype=bool))
+            if not len(hit):
+                continue
+            # Only the matching rows are touched (same text as joining every row's conditions).
+            condition = rule.condition()
+            before = flags[hit]
+            flags[hit] = np.where(before == "", condition, before + ("; " + condition))
         return flags
 
     # -- persistence ---------------------------------------------------------------------------

@@ -20,9 +20,10 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy.stats import spearmanr
 
-__all__ = ["AdditiveScorecard", "FeatureTable"]
+__all__ = ["AdditiveScorecard", "FeatureTable", "take_text"]
 
 _FORMAT = "icpkit.additive_scorecard"
 _FORMAT_VERSION = 2
@@ -97,6 +98,37 @@ class FeatureTable:
         idx = np.searchsorted(np.asarray(self.thresholds, dtype=float), vals, side="left")
         out = np.asarray(self.bin_values, dtype=float)[np.where(missing, 0, idx)]
         return np.where(missing, self.missing_value, out)
+
+
+def _join_choices(chosen: np.ndarray, texts: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """Per row, the texts of its chosen entries (``-1`` = none) joined with ``"; "``, in order (``str``)."""
+    base = len(texts) + 1
+    if base ** chosen.shape[1] < 2**62:
+        key = np.zeros(len(chosen), dtype=np.int64)
+        for k in range(chosen.shape[1]):
+            key = key * base + (chosen[:, k] + 1)
+        row_kind, kinds = pd.factorize(key)
+        digits = np.empty((len(kinds), chosen.shape[1]), dtype=np.int64)
+        rest = np.asarray(kinds, dtype=np.int64)
+        for k in range(chosen.shape[1] - 1, -1, -1):
+            rest, digits[:, k] = np.divmod(rest, base)
+        distinct = digits - 1
+    else:
+        distinct, row_kind = np.unique(chosen, axis=0, return_inverse=True)
+        row_kind = row_kind.reshape(-1)
+    return take_text(["; ".join(texts[j] for j in choice if j >= 0) for choice in distinct.tolist()], row_kind)
+
+
+def take_text(values: list[str], index: np.ndarray) -> Any:
+    """``values[index]`` as a text column, taken in Arrow (no Python string per row).
+
+    pandas >= 3: a ``str`` array, the same column pandas infers from the object array
+    ``np.asarray(values, dtype=object)[index]``; older pandas: that object array.
+    """
+    taken = pa.array(values, type=pa.large_string()).take(pa.array(np.asarray(index, dtype=np.int64)))
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return pd.array(taken, dtype="str")
+    return taken.to_numpy(zero_copy_only=False).astype(object)
 
 
 def _category_codes(values: np.ndarray) -> np.ndarray:
@@ -343,8 +375,12 @@ class AdditiveScorecard:
 
     # -- entries and points ------------------------------------------------------------------
 
-    def _entry_index(self, X: pd.DataFrame) -> np.ndarray:
-        """(rows, features) index of each value's entry; the last entry of a feature is missing."""
+    def entry_index(self, X: pd.DataFrame) -> np.ndarray:
+        """(rows, features) index of each value's entry; the last entry of a feature is missing.
+
+        :meth:`points_of_entries` and :meth:`reasons_of_entries` take it, so a caller that wants
+        both scores and reasons reads the frame once.
+        """
         matrix = _as_matrix(X, self.features, self.categorical)
         out = np.empty(matrix.shape, dtype=np.int64)
         for j, f in enumerate(self.features):
@@ -368,15 +404,21 @@ class AdditiveScorecard:
 
     def points(self, X: pd.DataFrame) -> pd.DataFrame:
         """Integer points per row and feature; rows sum to :meth:`score`."""
-        idx = self._entry_index(X)
-        pts = np.column_stack(
-            [self.entry_points(f)[idx[:, j]] for j, f in enumerate(self.features)]
-        ) if self.features else np.zeros((len(X), 0), dtype=np.int64)
-        return pd.DataFrame(pts, columns=self.features, index=X.index)
+        return pd.DataFrame(self.points_of_entries(self.entry_index(X)), columns=self.features, index=X.index)
+
+    def points_of_entries(self, idx: np.ndarray) -> np.ndarray:
+        """The (rows, features) integer points of an :meth:`entry_index` matrix."""
+        if not self.features:
+            return np.zeros((len(idx), 0), dtype=np.int64)
+        return np.column_stack([self.entry_points(f)[idx[:, j]] for j, f in enumerate(self.features)])
 
     def score(self, X: pd.DataFrame) -> np.ndarray:
         """Fit points in [0, 100]: the sum of the points table's entries for each row."""
-        return self.points(X).to_numpy().sum(axis=1).astype(np.int64)
+        return self.score_of_entries(self.entry_index(X))
+
+    def score_of_entries(self, idx: np.ndarray) -> np.ndarray:
+        """:meth:`score` of an :meth:`entry_index` matrix."""
+        return self.points_of_entries(idx).sum(axis=1).astype(np.int64)
 
     def raw_score(self, X: pd.DataFrame) -> np.ndarray:
         """The model's raw (log-odds) score, from the lookup tables alone (exact)."""
@@ -390,28 +432,35 @@ class AdditiveScorecard:
         A reason reads ``"industry = Software (+18 of 20)"``: the row's points for the attribute
         and its maximum, exactly as in :meth:`points_table`. Reasons up are the attributes where the
         row earns most above the book's average points, reasons down most below; differences under
-        half a point are left out. Vectorised: an argsort on the points matrix and lookups into
-        per-entry text, so a million rows take seconds.
+        half a point are left out. Vectorised: see :meth:`reasons_of_entries`.
         """
-        idx = self._entry_index(X)
-        if not self.features or not len(X):
-            return pd.DataFrame({"reasons_up": [""] * len(X), "reasons_down": [""] * len(X)}, index=X.index)
+        up, down = self.reasons_of_entries(self.entry_index(X), top_n)
+        return pd.DataFrame({"reasons_up": up, "reasons_down": down}, index=X.index)
+
+    def reasons_of_entries(self, idx: np.ndarray, top_n: int = 3, points: np.ndarray | None = None) -> tuple[Any, Any]:
+        """``(reasons_up, reasons_down)`` text arrays (pandas ``str``) of an :meth:`entry_index` matrix.
+
+        A row's reasons are fixed by the entries it chose (at most ``top_n`` per side) and there are
+        few distinct choices: each row's choice is packed into one integer, the distinct choices
+        are joined into text once, and the rows take their text by lookup (no per-row formatting).
+        ``points`` is :meth:`points_of_entries` of ``idx`` when the caller has it already.
+        """
+        n = len(idx)
+        if not self.features or not n:
+            return np.full(n, "", dtype=object), np.full(n, "", dtype=object)
         texts, offsets = self._reason_texts()
-        pts = np.column_stack([self.entry_points(f)[idx[:, j]] for j, f in enumerate(self.features)])
+        pts = self.points_of_entries(idx) if points is None else points
         delta = pts - np.array([self.mean_points.get(f, 0.0) for f in self.features])
         flat = offsets[None, :] + idx
-        out = {}
-        for name, sign in (("reasons_up", 1.0), ("reasons_down", -1.0)):
+        rows = np.arange(n)[:, None]
+        out = []
+        for sign in (1.0, -1.0):
             order = np.argsort(-sign * delta, axis=1, kind="stable")[:, :top_n]
-            rows = np.arange(len(X))[:, None]
             # Sorted by the delta, so the kept reasons are a prefix of each row's order.
             kept = (sign * delta[rows, order] >= 0.5).sum(axis=1)
-            chosen = texts[flat[rows, order]]
-            joined = np.where(kept >= 1, chosen[:, 0], "").astype(object)
-            for k in range(1, chosen.shape[1]):
-                joined = joined + np.where(kept > k, "; " + chosen[:, k], "")
-            out[name] = joined
-        return pd.DataFrame(out, index=X.index)
+            chosen = np.where(np.arange(order.shape[1])[None, :] < kept[:, None], flat[rows, order], -1)
+            out.append(_join_choices(chosen, texts))
+        return out[0], out[1]
 
     def _reason_texts(self) -> tuple[np.ndarray, np.ndarray]:
         texts: list[str] = []

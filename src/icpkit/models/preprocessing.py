@@ -230,8 +230,7 @@ class Preprocessor(TransformerMixin, BaseEstimator):
         for col, cats in self.categories_.items():
             s = frame[col]
             # A flag may come back as 1.0 / 0.0 or "True" (a served frame): still yes / no.
-            labels = yes_no_labels(s) if col in self.boolean_columns_ else value_labels(s)
-            out[col], unseen[col] = _codes(labels, cats, self.pooled_[col])
+            out[col], unseen[col] = category_codes(s, cats, self.pooled_[col], col in self.boolean_columns_)
         self.last_unseen_counts_ = unseen
         return pd.DataFrame(out, columns=self.columns_, index=frame.index)
 
@@ -413,6 +412,42 @@ def yes_no_labels(s: pd.Series) -> pd.Series:
     number = pd.to_numeric(s, errors="coerce") if not _is_boolean(s) else pd.Series(np.nan, index=s.index)
     labels = labels.mask(lower.isin(["true", "yes"]) | (number == 1), "yes")
     return labels.mask(lower.isin(["false", "no"]) | (number == 0), "no")
+
+
+def category_codes(s: pd.Series, cats: list[str], pooled: list[str], boolean: bool) -> tuple[np.ndarray, int]:
+    """Codes (float, NaN = missing) of a raw column over ``cats`` and how many rows were never seen.
+
+    The labels are a function of each value alone (given the column's dtype), so for columns whose
+    distinct values hash as they label (text, numbers, booleans) the column is factorised once and
+    only its distinct values are labelled and looked up: the same codes as labelling every row
+    (:func:`_codes`), in a fraction of the time. Object columns (where ``1``, ``1.0`` and ``True``
+    are one hash key but three labels) take the row-by-row path.
+    """
+    if not _factorisable(s) or len(set(cats)) != len(cats):
+        return _codes(yes_no_labels(s) if boolean else value_labels(s), cats, pooled)
+    rows, uniques = pd.factorize(s)
+    distinct = pd.Series(uniques, dtype=s.dtype)
+    labels = yes_no_labels(distinct) if boolean else value_labels(distinct)
+    lookup = pd.Index(cats, dtype=object)
+    code = lookup.get_indexer(labels.to_numpy(dtype=object)).astype("float64")
+    outside = code < 0
+    code[outside] = cats.index(OTHER)
+    unseen = outside & ~labels.isin(pooled).to_numpy() if outside.any() else outside
+    present = rows >= 0
+    codes = np.full(len(s), np.nan)
+    codes[present] = code[rows[present]]
+    n_unseen = int(np.bincount(rows[present], minlength=len(code))[unseen].sum()) if unseen.any() else 0
+    return codes, n_unseen
+
+
+def _factorisable(s: pd.Series) -> bool:
+    """Whether equal hash keys of ``s`` always get equal labels (see :func:`category_codes`)."""
+    dtype = s.dtype
+    if isinstance(dtype, pd.StringDtype) or pd.api.types.is_bool_dtype(dtype):
+        return True
+    if pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+        return False
+    return bool(pd.api.types.is_numeric_dtype(dtype))
 
 
 def _codes(labels: pd.Series, cats: list[str], pooled: list[str]) -> tuple[np.ndarray, int]:

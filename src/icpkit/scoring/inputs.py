@@ -349,7 +349,7 @@ class InputSpec:
         ok[list(reasons)] = False
         typed = pd.DataFrame({n: r.values for n, r in checked.items()}, index=frame.index)
         batch = CheckedBatch(
-            frame=typed[ok],
+            frame=typed if ok.all() else typed[ok],
             rejected=self._rejected_frame(typed[~ok], list(reasons.values())),
             n_rows=len(frame),
         )

@@ -20,17 +20,22 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing as mp
+import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from icpkit.features import FeatureSpec
 from icpkit.icp.model import SCORE_COLUMNS, FittedICP
 from icpkit.models.propensity import PropensityModel
-from icpkit.scoring.inputs import REJECTED_REASON, InputSpec
+from icpkit.scoring.inputs import MAX_EXAMPLES, REJECTED_REASON, CheckedBatch, InputSpec, enforce_unseen_share
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +51,49 @@ def score_checked(
     empty_output: pd.DataFrame,
     max_unseen_share: float,
     table: str,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """Check ``frame``, score the accepted rows, and return one output row per input row.
 
     Rejected rows keep their id and get empty scores and a ``rejected_reason``; the unseen-value
     counts are logged (and fail the batch beyond ``max_unseen_share``, raised by the check).
+    ``workers > 1`` scores a large batch (at least ``MIN_ROWS_PER_WORKER`` rows per worker) in
+    that many forked processes, one contiguous chunk each, with BLAS / OpenMP held to one thread
+    per worker; the output is the same as with one process.
     """
+    if workers > 1 and len(frame) >= 2 * MIN_ROWS_PER_WORKER and _can_fork():
+        spec.require_columns(frame.columns, table)
+        parts = _score_in_processes(spec, frame, score, empty_output, table, workers)
+        if parts is not None:
+            unseen: dict[str, int] = {}
+            examples: dict[str, set[str]] = {}
+            for part in parts:
+                for column, count in part.unseen.items():
+                    unseen[column] = unseen.get(column, 0) + count
+                    examples.setdefault(column, set()).update(part.unseen_examples.get(column, []))
+            shown = {c: sorted(v)[:MAX_EXAMPLES] for c, v in examples.items()}
+            n_accepted, with_unseen = sum(p.n_accepted for p in parts), sum(p.rows_with_unseen for p in parts)
+            enforce_unseen_share(table, unseen, shown, with_unseen, n_accepted, max_unseen_share)
+            _log_unseen(table, unseen)
+            return pd.concat([p.output for p in parts])
     batch = spec.check(frame, max_unseen_share=max_unseen_share, table=table)
-    for column, count in batch.unseen.items():
+    _log_unseen(table, batch.unseen)
+    return _scored_output(spec, frame, batch, score, empty_output)
+
+
+def _log_unseen(table: str, unseen: dict[str, int]) -> None:
+    for column, count in unseen.items():
         if count:
             log.warning("%s: %d row(s) with an unseen %s value, scored as missing", table, count, column)
+
+
+def _scored_output(
+    spec: InputSpec,
+    frame: pd.DataFrame,
+    batch: CheckedBatch,
+    score: Callable[[pd.DataFrame], pd.DataFrame],
+    empty_output: pd.DataFrame,
+) -> pd.DataFrame:
     scored = score(batch.frame) if len(batch.frame) else empty_output.iloc[0:0]
     out = scored.reindex(frame.index)
     if spec.id_column and spec.id_column in frame.columns and spec.id_column not in out.columns:
@@ -64,13 +102,79 @@ def score_checked(
     return out
 
 
+#: Fewest rows a scoring worker process gets: below that, one process scores the batch.
+MIN_ROWS_PER_WORKER = 50_000
+
+
+@dataclass
+class _Part:
+    """One worker's share of a batch: its output rows and its unseen-value counts."""
+
+    output: pd.DataFrame
+    n_accepted: int
+    rows_with_unseen: int
+    unseen: dict[str, int]
+    unseen_examples: dict[str, list[str]]
+
+
+#: The batch being scored, handed to forked workers by inheritance (nothing is pickled in).
+_JOB: tuple[Any, ...] | None = None
+
+
+def _can_fork() -> bool:
+    return "fork" in mp.get_all_start_methods() and mp.current_process().daemon is False
+
+
+def _score_part(bounds: tuple[int, int]) -> _Part:
+    assert _JOB is not None
+    spec, frame, score, empty_output, table = _JOB
+    chunk = frame.iloc[bounds[0] : bounds[1]]
+    # The share of unseen values is enforced over the whole batch, by the parent.
+    batch = spec.check(chunk, max_unseen_share=1.0, table=table)
+    with threadpool_limits(limits=1):
+        output = _scored_output(spec, chunk, batch, score, empty_output)
+    return _Part(output, len(batch.frame), batch.rows_with_unseen, dict(batch.unseen), dict(batch.unseen_examples))
+
+
+def _score_in_processes(
+    spec: InputSpec,
+    frame: pd.DataFrame,
+    score: Callable[[pd.DataFrame], pd.DataFrame],
+    empty_output: pd.DataFrame,
+    table: str,
+    workers: int,
+) -> list[_Part] | None:
+    """Score contiguous chunks of ``frame`` in ``workers`` forked processes, in input order.
+
+    Each row's scores depend on that row alone, so the concatenated chunks equal one-chunk scoring
+    (:func:`score_checked` checks the dtypes and falls back to one process if a chunk differs,
+    e.g. a chunk whose rows were all rejected). ``None``: the chunks could not be combined.
+    """
+    global _JOB
+    cuts = np.linspace(0, len(frame), workers + 1).astype(int)
+    _JOB = (spec, frame, score, empty_output, table)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+            parts = list(pool.map(_score_part, list(zip(cuts[:-1], cuts[1:], strict=True))))
+    finally:
+        _JOB = None
+    dtypes = [tuple(p.output.dtypes) for p in parts]
+    if any(p.n_accepted == 0 for p in parts) or len(set(map(str, dtypes))) != 1:
+        return None
+    return parts
+
+
 class ICPScorer:
     """The fitted ICP served to consumers (``icp-scorer``)."""
 
-    def __init__(self, fitted: FittedICP, input_spec: InputSpec, max_unseen_share: float = 0.05) -> None:
+    def __init__(
+        self, fitted: FittedICP, input_spec: InputSpec, max_unseen_share: float = 0.05, workers: int | None = None
+    ) -> None:
         self.fitted = fitted
         self.input_spec = input_spec
         self.max_unseen_share = max_unseen_share
+        #: Processes a large batch is scored in (None: one per usable core); see :func:`score_checked`.
+        self.workers = workers
 
     def predict(self, frame: pd.DataFrame, reasons: bool = True) -> pd.DataFrame:
         """Scores of account rows.
@@ -88,7 +192,8 @@ class ICPScorer:
             return out
 
         empty = pd.DataFrame(columns=[*SCORE_COLUMNS, "icp_version"])
-        return score_checked(self.input_spec, frame, score, empty, self.max_unseen_share, "accounts")
+        workers = self.workers if self.workers is not None else usable_cores()
+        return score_checked(self.input_spec, frame, score, empty, self.max_unseen_share, "accounts", workers)
 
     def save(self, folder: str | Path) -> Path:
         """Write the fitted ICP with the input spec into ``folder``'s ``model.json``; returns the folder."""
@@ -98,6 +203,14 @@ class ICPScorer:
                "max_unseen_share": self.max_unseen_share}  # fmt: skip
         (folder / "model.json").write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
         return folder
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def load_icp_scorer(folder: Path) -> ICPScorer:
