@@ -396,44 +396,69 @@ def train_outcomes(
     """
     catalogue = catalogue if catalogue is not None else attribute_catalogue(crm, cfg)
 
-    def one(name: str) -> OutcomeReport:
-        if on_outcome:
-            on_outcome(name, "start")
+    names = list(cfg.training.outcomes)
+    workers = min(cfg.training.parallel_outcomes, len(names))
+
+    def build(name: str) -> OutcomeDataset | OutcomeReport:
         reason = _skip_reason(crm, name)
         if reason is not None:
-            report = OutcomeReport(name, "skipped", reason)
+            return OutcomeReport(name, "skipped", reason)
+        return build_outcome_dataset(crm, OUTCOMES[name], catalogue, cfg)
+
+    def fit(name: str, built: OutcomeDataset | OutcomeReport) -> OutcomeReport:
+        if isinstance(built, OutcomeReport):
+            report = built
         else:
-            dataset = build_outcome_dataset(crm, OUTCOMES[name], catalogue, cfg)
             try:
                 trial = (lambda done, total, n=name: on_trial(n, done, total)) if on_trial else None
-                report = fit_outcome(dataset, cfg, trial)
+                report = fit_outcome(built, cfg, trial)
             except InsufficientDataError as err:
-                y = dataset.y.dropna()
-                report = OutcomeReport(name, "skipped", str(err), len(dataset.y), len(y), int(y.sum()), dataset=dataset)
+                y = built.y.dropna()
+                report = OutcomeReport(name, "skipped", str(err), len(built.y), len(y), int(y.sum()), dataset=built)
         if report.status == "skipped":
             log.warning("%s: skipped: %s", name, report.reason)
         if on_outcome:
             on_outcome(name, report.status)
         return report
 
-    names = list(cfg.training.outcomes)
-    workers = min(cfg.training.parallel_outcomes, len(names))
-    if workers <= 1:
-        reports = {name: one(name) for name in names}
-    else:
-        # Outcomes fit side by side in threads (LightGBM, BLAS and scikit-learn release the GIL),
-        # each single-threaded as the policy says; the limit is set once around all of them so
-        # no thread's exit can lift it under another. Each fit is seeded and self-contained, so
-        # the reports are the same as one at a time.
-        with thread_limits(cfg.training.num_threads), ThreadPoolExecutor(workers, "icpkit-outcome") as pool:
-            futures = {name: pool.submit(one, name) for name in names}
-            try:
-                reports = {name: futures[name].result() for name in names}
-            except BaseException:
-                for f in futures.values():
-                    f.cancel()
-                raise
+    reports = _run_outcomes(names, build, fit, on_outcome, workers, cfg.training.num_threads)
     return TrainingResult(reports, catalogue=catalogue)
+
+
+def _run_outcomes(
+    names: list[str],
+    build: Callable[[str], Any],
+    fit: Callable[[str, Any], OutcomeReport],
+    on_outcome: Callable[[str, str], None] | None,
+    workers: int,
+    num_threads: int,
+) -> dict[str, OutcomeReport]:
+    """``fit(name, build(name))`` for every outcome, in turn or ``workers`` fits side by side."""
+    if workers <= 1:
+        reports = {}
+        for name in names:
+            if on_outcome:
+                on_outcome(name, "start")
+            reports[name] = fit(name, build(name))
+        return reports
+    # Outcomes fit side by side in threads (LightGBM, BLAS and scikit-learn release the GIL),
+    # each single-threaded as the policy says; the limit is set once around all of them so no
+    # thread's exit can lift it under another. Each fit is seeded and self-contained, so the
+    # reports are the same as one at a time. Features are built one outcome at a time, before
+    # its fit is queued: building holds the raw rows beside the features, the memory peak at a
+    # million rows, and two at once would double it.
+    futures = {}
+    with thread_limits(num_threads), ThreadPoolExecutor(workers, "icpkit-outcome") as pool:
+        try:
+            for name in names:
+                if on_outcome:
+                    on_outcome(name, "start")
+                futures[name] = pool.submit(fit, name, build(name))
+            return {name: futures[name].result() for name in names}
+        except BaseException:
+            for f in futures.values():
+                f.cancel()
+            raise
 
 
 #: Expected calibration error above which the summary warns (the profile uses the same figure).
