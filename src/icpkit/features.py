@@ -409,16 +409,19 @@ def raw_rows(crm: CRMData, spec: FeatureSpec) -> pd.DataFrame:
     as_of = table[spec.as_of_column]
     snapshot = [c for c in spec.account if c not in spec.history_columns]
     accounts = crm["accounts"].set_index("account_id")
-    rows = table[[spec.id_column, "account_id", spec.as_of_column, *spec.entity]].copy()
-    acct = accounts.reindex(table["account_id"])[[c for c in snapshot if c in accounts.columns]]
-    rows = pd.concat([rows, acct.reset_index(drop=True)], axis=1)
+    parts = [
+        table[[spec.id_column, "account_id", spec.as_of_column, *spec.entity]],
+        accounts.reindex(table["account_id"])[[c for c in snapshot if c in accounts.columns]].reset_index(drop=True),
+    ]
     if spec.history_columns:
-        hist = history_as_of(crm[HISTORY_TABLE], table["account_id"], as_of, spec.history_columns)
-        rows = pd.concat([rows, hist], axis=1)
-    eng = engagement_features(
-        crm.tables.get("activities"), table["account_id"], as_of, spec.windows_days, spec.activity_types
+        parts.append(history_as_of(crm[HISTORY_TABLE], table["account_id"], as_of, spec.history_columns))
+    parts.append(
+        engagement_features(
+            crm.tables.get("activities"), table["account_id"], as_of, spec.windows_days, spec.activity_types
+        )
     )
-    return pd.concat([rows, eng], axis=1)
+    # One concatenation: each extra one copies every column built so far (a million rows' worth).
+    return pd.concat(parts, axis=1)
 
 
 def build_outcome_dataset(crm: CRMData, outcome: Outcome, catalogue: Catalogue, cfg: Config) -> OutcomeDataset:

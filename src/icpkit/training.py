@@ -22,6 +22,7 @@ from icpkit.config import Config
 from icpkit.data.crm import CRMData
 from icpkit.errors import InsufficientDataError
 from icpkit.features import Catalogue, OutcomeDataset, attribute_catalogue, build_outcome_dataset
+from icpkit.memory import release_freed_memory
 from icpkit.models import evaluation as ev
 from icpkit.models.explain import explain, to_frame
 from icpkit.models.fitting import (
@@ -403,7 +404,9 @@ def train_outcomes(
         reason = _skip_reason(crm, name)
         if reason is not None:
             return OutcomeReport(name, "skipped", reason)
-        return build_outcome_dataset(crm, OUTCOMES[name], catalogue, cfg)
+        dataset = build_outcome_dataset(crm, OUTCOMES[name], catalogue, cfg)
+        release_freed_memory()  # the raw rows behind the features
+        return dataset
 
     def fit(name: str, built: OutcomeDataset | OutcomeReport) -> OutcomeReport:
         if isinstance(built, OutcomeReport):
@@ -422,6 +425,7 @@ def train_outcomes(
         return report
 
     reports = _run_outcomes(names, build, fit, on_outcome, workers, cfg.training.num_threads)
+    release_freed_memory()  # the fits' encoded frames and tuning datasets
     return TrainingResult(reports, catalogue=catalogue)
 
 

@@ -52,6 +52,7 @@ from icpkit.data.values import (
     type_attribute,
 )
 from icpkit.errors import DataContractError, ICPKitError
+from icpkit.memory import release_freed_memory
 from icpkit.secrets import mask_secrets
 
 log = logging.getLogger(__name__)
@@ -622,26 +623,6 @@ def _missing_or_empty(table: str, raw: RawTable | None, source: str) -> bool:
     return True
 
 
-def _release_freed_memory() -> None:
-    """Hand the memory the reading and typing freed back to the system (the tables stay).
-
-    glibc and Arrow's allocator keep freed blocks for reuse; after a large CSV that is hundreds
-    of MB the training would otherwise hold on top of its own peak.
-    """
-    try:
-        import pyarrow as pa
-
-        pa.default_memory_pool().release_unused()
-    except (ImportError, AttributeError):  # pragma: no cover - pyarrow is a dependency of pandas str
-        pass
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
-        pass
-
-
 def load_crm(config: DataConfig, extract_date: date | pd.Timestamp) -> CRMData:
     """Read, map, type and validate every contract table of ``config.source``.
 
@@ -688,7 +669,7 @@ def load_crm(config: DataConfig, extract_date: date | pd.Timestamp) -> CRMData:
         reader.close()
     tables = {name: t.frame for name, t in loaded.items()}
     validate_crm(tables, extract)
-    _release_freed_memory()
+    release_freed_memory()
     return CRMData(
         tables=tables,
         extract_date=extract,

@@ -44,6 +44,7 @@ from icpkit.icp.scores import PercentileReference, capacity_cutoff
 from icpkit.icp.segments import SegmentResult, distinct_icps, fit_segments, profile_segments
 from icpkit.icp.tier_table import check_monotone, tier_table, tier_trend
 from icpkit.icp.weights import attribute_weights, blend_weights
+from icpkit.memory import release_freed_memory
 from icpkit.models import evaluation as ev
 from icpkit.models.fitting import bounded_fit_rows
 from icpkit.models.preprocessing import Preprocessor
@@ -644,7 +645,12 @@ def derive_icp(
     on_step: Callable[[str], None] | None = None,
 ) -> ICPDerivation:
     """Derive the fitted ICP and everything the profile reports (see the module docstring)."""
-    step = on_step or (lambda s: log.info("ICP: %s", s))
+    announce = on_step or (lambda s: log.info("ICP: %s", s))
+
+    def step(name: str) -> None:
+        release_freed_memory()  # what the previous step built and dropped (a million accounts' frames)
+        announce(name)
+
     extract = pd.Timestamp(crm.extract_date)
     reports, catalogue = training.trained, training.catalogue
     step("evidence")

@@ -24,6 +24,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from icpkit.features import account_attributes_as_of, raw_rows
+from icpkit.memory import release_freed_memory
 from icpkit.models import evaluation as ev
 from icpkit.models.explain import plot_beeswarm, plot_waterfall
 from icpkit.registry.gate import Candidate, Registration, config_hash, dataset_key, register_candidates
@@ -141,6 +142,7 @@ def outcome_candidate(
             ref = log_model(tracker.tracking_uri, child, report.model.save(Path(tmp) / "model"), name, reference)
     test, y = _test_raw_rows(rows, report)
     del rows
+    release_freed_memory()
     lo = report.test.ci["roc_auc"][0]
     column = f"{name}_propensity"
     # Only a model that beats chance (Holm-adjusted across the run's outcomes) may become champion.
