@@ -93,12 +93,20 @@ class OutcomeReport:
     def labelled(self) -> OutcomeDataset:
         """The rows whose outcome is known."""
         assert self.dataset is not None
-        return self.dataset.subset(self.dataset.labelled)
+        return self.dataset.labelled_subset()
+
+    def labelled_part(self, mask: np.ndarray | None = None, columns: list[str] | None = None) -> OutcomeDataset:
+        """Labelled rows under ``mask`` (over the labelled rows), optionally only some feature columns.
+
+        Cheaper than ``labelled.subset(mask)``: the other rows' features are never copied.
+        """
+        assert self.dataset is not None
+        return self.dataset.labelled_subset(mask, columns)
 
     def test_frame(self) -> tuple[pd.DataFrame, np.ndarray]:
         """Raw test-period features and labels, e.g. to score a champion on the same rows."""
         assert self.split is not None
-        data = self.labelled.subset(self.split.test)
+        data = self.labelled_part(self.split.test)
         return data.X, data.y.to_numpy(dtype=int)
 
 
@@ -202,7 +210,8 @@ def fit_outcome(
 def _fit_outcome(dataset: OutcomeDataset, cfg: Config, on_trial: Callable[[int, int], None] | None) -> OutcomeReport:
     outcome = dataset.outcome
     t = cfg.training
-    labelled = dataset.subset(dataset.labelled)
+    # Ids, times and labels of the labelled rows; their features are copied per part below.
+    labelled = dataset.labelled_subset(columns=[])
     y_all = labelled.y.to_numpy(dtype=int)
     report = OutcomeReport(
         outcome=outcome,
@@ -239,7 +248,7 @@ def _fit_outcome(dataset: OutcomeDataset, cfg: Config, on_trial: Callable[[int, 
             fit_train.sum() + fit_validation.sum(),
             split.train.sum() + split.validation.sum(),
         )
-    tr, va, te = (labelled.subset(m) for m in (fit_train, fit_validation, split.test))
+    tr, va, te = (dataset.labelled_subset(m) for m in (fit_train, fit_validation, split.test))
     ytr, yva, yte = (d.y.to_numpy(dtype=int) for d in (tr, va, te))
     log.info("%s: leakage screen on %d training rows", outcome, len(ytr))
     leakage = screen_features(

@@ -186,3 +186,15 @@ def test_registered_models_rebuild_features_from_raw_rows():
     spec = FeatureSpec.from_dict(ds.spec.to_dict())
     rebuilt = spec.features(raw_rows(crm, spec), crm.extract_date)
     pd.testing.assert_frame_equal(rebuilt, ds.X)
+
+
+def test_engagement_counts_are_held_as_float32_only_when_every_value_is_exact():
+    from icpkit.features import _compact_counts
+
+    counts = _compact_counts(pd.Series([0, 3, None, 2**24]))
+    assert counts.dtype == np.float32
+    assert np.array_equal(counts.astype("float64"), [0, 3, np.nan, 2**24], equal_nan=True)
+    # A value float32 would round (a fraction, or a count past 2^24) keeps the column float64.
+    for values in ([1.0, 0.1], [1.0, 2**24 + 1]):
+        kept = _compact_counts(pd.Series(values))
+        assert kept.dtype == np.float64 and kept.tolist() == values

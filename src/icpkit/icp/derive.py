@@ -236,7 +236,7 @@ def stack_rows(
             continue
         fit_train, fit_validation = bounded_fit_rows(r.split, max_fit_rows, seed)
         keep = fit_train | fit_validation | r.split.test
-        lab = r.labelled.subset(keep)
+        lab = r.labelled_part(keep, columns=[c for c in extra_columns if c in r.dataset.X.columns])
         split_train, split_validation = fit_train[keep], fit_validation[keep]
         spec = lab.spec
         raw = account_attributes_as_of(
@@ -357,8 +357,8 @@ def outcome_drivers(r: OutcomeReport, kind: str, alpha: float) -> tuple[pd.DataF
     ds = r.dataset
     cols = _driver_columns(r)
     censoring = censoring_check(ds.X[cols], ds.labelled.to_numpy(), alpha)
-    lab = r.labelled
-    drivers = risk_drivers(lab.X[cols], 1 - lab.y.astype("Int8"), kind, alpha=alpha)
+    lab = r.labelled_part(columns=cols)
+    drivers = risk_drivers(lab.X, 1 - lab.y.astype("Int8"), kind, alpha=alpha)
     drivers["role"] = drivers["attribute"].map(lambda c: ds.source_role.get(ds.feature_source.get(c, c), "customer"))
     drivers["model_contribution"] = _confirm(drivers, r) if len(drivers) else pd.Series(dtype=float)
     drivers["confirmed_by_model"] = drivers["model_contribution"].fillna(0.0) <= CONFIRM_LOG_ODDS
@@ -484,7 +484,7 @@ def segment_outcomes(
     of_account = pd.Series(seg, index=book["account_id"].to_numpy())
     proposals = []
     for name, r in reports.items():
-        lab = r.labelled
+        lab = r.labelled_part(columns=[])
         rows = of_account.reindex(lab.account_ids.to_numpy()).to_numpy()
         y = pd.Series(lab.y.to_numpy(dtype=float))
         known = ~pd.isna(rows)
@@ -518,7 +518,7 @@ def tier_step(
     for name, r in reports.items():
         if r.split is None or fitted.fit is None:
             continue
-        test = r.labelled.subset(r.split.test)
+        test = r.labelled_part(r.split.test, columns=[])
         spec = test.spec
         raw = account_attributes_as_of(
             crm, test.account_ids, test.as_of, fitted.input_columns()[1:],
@@ -546,7 +546,7 @@ def winning_values(
     if name is None or not top:
         return {}
     r = reports[name]
-    test = r.labelled.subset(r.split.test)
+    test = r.labelled_part(r.split.test, columns=[])
     specs = {a: attributes[a] for a in top if a in attributes}
     raw = account_attributes_as_of(crm, test.account_ids, test.as_of, list(specs))
     X = prepare_attributes(raw, specs, test.as_of)

@@ -171,7 +171,7 @@ def _scorer_holdout(run: TrainedRun) -> tuple[pd.DataFrame, np.ndarray, np.ndarr
     frames, ys, groups = [], [], []
     for o in run.icp.derivation.evidence.with_signal:
         r = run.training.reports[o]
-        test = r.labelled.subset(r.split.test)
+        test = r.labelled_part(r.split.test, columns=[])
         raw = account_attributes_as_of(run.crm, test.account_ids, test.as_of, fitted.input_columns()[1:])
         frames.append(raw.assign(as_of=test.as_of.to_numpy()))
         ys.append(test.y.to_numpy(dtype=int))
