@@ -432,12 +432,15 @@ def outcome_feature_spec(crm: CRMData, outcome: Outcome, catalogue: Catalogue, c
     )
 
 
-def raw_rows(crm: CRMData, spec: FeatureSpec) -> pd.DataFrame:
+def raw_rows(crm: CRMData, spec: FeatureSpec, rows: np.ndarray | None = None) -> pd.DataFrame:
     """The outcome table's rows with their account's attributes (as of each row) and engagement.
 
-    This is exactly the raw input a registered outcome model takes.
+    This is exactly the raw input a registered outcome model takes. ``rows``: only the table's
+    rows at these positions (in this order), e.g. a test period, without building the others.
     """
     table = crm[spec.table].reset_index(drop=True)
+    if rows is not None:
+        table = table.iloc[np.asarray(rows)].reset_index(drop=True)
     as_of = table[spec.as_of_column]
     snapshot = [c for c in spec.account if c not in spec.history_columns]
     accounts = crm["accounts"].set_index("account_id")

@@ -198,3 +198,12 @@ def test_engagement_counts_are_held_as_float32_only_when_every_value_is_exact():
     for values in ([1.0, 0.1], [1.0, 2**24 + 1]):
         kept = _compact_counts(pd.Series(values))
         assert kept.dtype == np.float64 and kept.tolist() == values
+
+
+def test_raw_rows_of_some_positions_equal_those_rows_of_the_whole_table():
+    crm = _rich_crm()
+    crm.tables["activities"] = ACTS.assign(account_id=["a0", "a0", "a1", "a2", "a0"])
+    spec = _dataset(None, crm=crm, categorical=["region_code"]).spec
+    full = raw_rows(crm, spec)
+    picked = [len(full) - 1, 0]
+    pd.testing.assert_frame_equal(raw_rows(crm, spec, np.array(picked)), full.iloc[picked].reset_index(drop=True))

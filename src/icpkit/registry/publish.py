@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from icpkit.data.crm import CRMData
 from icpkit.features import account_attributes_as_of, raw_rows
 from icpkit.memory import release_freed_memory
 from icpkit.models import evaluation as ev
@@ -99,11 +100,27 @@ def _log_plots(report: OutcomeReport, tracker: Tracker) -> None:
         )
 
 
-def _test_raw_rows(rows: pd.DataFrame, report: OutcomeReport) -> tuple[pd.DataFrame, np.ndarray]:
-    """The test period of ``rows`` (the outcome table in raw model-input form), with its labels."""
-    labelled = report.dataset.labelled.to_numpy()
-    test = rows[labelled].reset_index(drop=True)[report.split.test].reset_index(drop=True)
-    return test, report.test_frame()[1]
+def _test_raw_rows(run: TrainedRun, report: OutcomeReport) -> tuple[pd.DataFrame, np.ndarray]:
+    """The test period in the raw form the registered model takes, with its labels."""
+    positions = np.flatnonzero(report.dataset.labelled.to_numpy())[report.split.test]
+    test = raw_rows(run.crm, report.dataset.spec, positions)
+    return test, report.labelled_part(report.split.test, columns=[]).y.to_numpy(dtype=int)
+
+
+def _input_spec_rows(run: TrainedRun, report: OutcomeReport) -> pd.DataFrame:
+    """Every row of the outcome's table in raw form, with zeros for the activity counts.
+
+    The input spec learns categories and bounds from the rows; activity counts are declared
+    counts (at least 0), so their values add nothing, and counting a million rows' activities
+    again would cost a minute and a GB.
+    """
+    spec = report.dataset.spec
+    table = run.crm[spec.table].reset_index(drop=True)
+    attributes = raw_rows(CRMData({k: v for k, v in run.crm.tables.items() if k != "activities"},
+                                  run.crm.extract_date), spec)  # fmt: skip
+    for c in spec.engagement:
+        attributes[c] = np.zeros(len(table))
+    return attributes
 
 
 def _auc_of(score: Callable[[Any], np.ndarray], y: np.ndarray) -> Callable[[Any], float]:
@@ -117,10 +134,9 @@ def outcome_candidate(
     """Log one outcome's child run and model; the model becomes a registration candidate."""
     name = report.outcome
     spec = report.dataset.spec
-    # Built once: at a million rows each build recounts every activity.
-    rows = raw_rows(run.crm, spec)
-    reference = rows.head(REFERENCE_ROWS)
-    report.model.metadata["input_spec"] = outcome_input_spec(spec, rows).to_dict()
+    reference = raw_rows(run.crm, spec, np.arange(min(REFERENCE_ROWS, len(run.crm[spec.table]))))
+    report.model.metadata["input_spec"] = outcome_input_spec(spec, _input_spec_rows(run, report)).to_dict()
+    release_freed_memory()
     report.model.metadata["max_unseen_share"] = run.config.scoring.max_unseen_share
     with tracker.start_outcome(name) as child:
         tracker.log_params(_outcome_params(report))
@@ -140,9 +156,7 @@ def outcome_candidate(
         _log_plots(report, tracker)
         with tempfile.TemporaryDirectory() as tmp:
             ref = log_model(tracker.tracking_uri, child, report.model.save(Path(tmp) / "model"), name, reference)
-    test, y = _test_raw_rows(rows, report)
-    del rows
-    release_freed_memory()
+    test, y = _test_raw_rows(run, report)
     lo = report.test.ci["roc_auc"][0]
     column = f"{name}_propensity"
     # Only a model that beats chance (Holm-adjusted across the run's outcomes) may become champion.
