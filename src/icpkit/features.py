@@ -323,6 +323,10 @@ class OutcomeDataset:
     #: Nullable Int8: <NA> while the outcome is not known yet (scored, never trained on).
     y: pd.Series
     spec: FeatureSpec | None = None
+    #: The raw-input spec of the outcome's registered model (:class:`icpkit.scoring.inputs.InputSpec`
+    #: as a dict), learnt from every row's raw form while the features are built: rebuilding a
+    #: million raw rows only for it when publishing would cost a GB.
+    input_spec: dict[str, Any] | None = None
 
     @property
     def feature_source(self) -> dict[str, str]:
@@ -377,6 +381,7 @@ class OutcomeDataset:
             X=self.X[mask].reset_index(drop=True),
             y=self.y[mask].reset_index(drop=True),
             spec=self.spec,
+            input_spec=self.input_spec,
         )
 
 
@@ -472,6 +477,8 @@ def build_outcome_dataset(crm: CRMData, outcome: Outcome, catalogue: Catalogue, 
             "(no account_history table)",
             outcome.name, ", ".join(spec.snapshot_columns), spec.snapshot_max_age_days,
         )  # fmt: skip
+    from icpkit.scoring.served import outcome_input_spec  # scoring builds on this module
+
     return OutcomeDataset(
         outcome=outcome.name,
         ids=table[outcome.id_column],
@@ -480,6 +487,7 @@ def build_outcome_dataset(crm: CRMData, outcome: Outcome, catalogue: Catalogue, 
         X=spec.features(rows, crm.extract_date),
         y=outcome.label(table),
         spec=spec,
+        input_spec=outcome_input_spec(spec, rows).to_dict(),
     )
 
 

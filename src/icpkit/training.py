@@ -457,16 +457,17 @@ def _run_outcomes(
     # Outcomes fit side by side in threads (LightGBM, BLAS and scikit-learn release the GIL),
     # each single-threaded as the policy says; the limit is set once around all of them so no
     # thread's exit can lift it under another. Each fit is seeded and self-contained, so the
-    # reports are the same as one at a time. Features are built one outcome at a time, before
-    # its fit is queued: building holds the raw rows beside the features, the memory peak at a
-    # million rows, and two at once would double it.
-    futures = {}
+    # reports are the same as one at a time. Every outcome's features are built first, one at a
+    # time: building holds the raw rows beside the features, the memory peak at a million rows,
+    # and a build beside two fits would add their peaks.
+    built = {}
+    for name in names:
+        if on_outcome:
+            on_outcome(name, "start")
+        built[name] = build(name)
     with thread_limits(num_threads), ThreadPoolExecutor(workers, "icpkit-outcome") as pool:
+        futures = {name: pool.submit(fit, name, built.pop(name)) for name in names}
         try:
-            for name in names:
-                if on_outcome:
-                    on_outcome(name, "start")
-                futures[name] = pool.submit(fit, name, build(name))
             return {name: futures[name].result() for name in names}
         except BaseException:
             for f in futures.values():

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from icpkit.data.crm import CRMData
 from icpkit.features import account_attributes_as_of, raw_rows
 from icpkit.memory import release_freed_memory
 from icpkit.models import evaluation as ev
@@ -107,22 +106,6 @@ def _test_raw_rows(run: TrainedRun, report: OutcomeReport) -> tuple[pd.DataFrame
     return test, report.labelled_part(report.split.test, columns=[]).y.to_numpy(dtype=int)
 
 
-def _input_spec_rows(run: TrainedRun, report: OutcomeReport) -> pd.DataFrame:
-    """Every row of the outcome's table in raw form, with zeros for the activity counts.
-
-    The input spec learns categories and bounds from the rows; activity counts are declared
-    counts (at least 0), so their values add nothing, and counting a million rows' activities
-    again would cost a minute and a GB.
-    """
-    spec = report.dataset.spec
-    table = run.crm[spec.table].reset_index(drop=True)
-    attributes = raw_rows(CRMData({k: v for k, v in run.crm.tables.items() if k != "activities"},
-                                  run.crm.extract_date), spec)  # fmt: skip
-    for c in spec.engagement:
-        attributes[c] = np.zeros(len(table))
-    return attributes
-
-
 def _auc_of(score: Callable[[Any], np.ndarray], y: np.ndarray) -> Callable[[Any], float]:
     # The same metric code as the candidate's test AUC: equal predictions give a bit-equal score.
     return lambda model: float(ev.roc_auc(y, score(model)))
@@ -135,8 +118,9 @@ def outcome_candidate(
     name = report.outcome
     spec = report.dataset.spec
     reference = raw_rows(run.crm, spec, np.arange(min(REFERENCE_ROWS, len(run.crm[spec.table]))))
-    report.model.metadata["input_spec"] = outcome_input_spec(spec, _input_spec_rows(run, report)).to_dict()
-    release_freed_memory()
+    # Learnt from every row's raw form when the features were built (a dataset made by hand: now).
+    input_spec = report.dataset.input_spec or outcome_input_spec(spec, raw_rows(run.crm, spec)).to_dict()
+    report.model.metadata["input_spec"] = input_spec
     report.model.metadata["max_unseen_share"] = run.config.scoring.max_unseen_share
     with tracker.start_outcome(name) as child:
         tracker.log_params(_outcome_params(report))
@@ -157,6 +141,7 @@ def outcome_candidate(
         with tempfile.TemporaryDirectory() as tmp:
             ref = log_model(tracker.tracking_uri, child, report.model.save(Path(tmp) / "model"), name, reference)
     test, y = _test_raw_rows(run, report)
+    release_freed_memory()
     lo = report.test.ci["roc_auc"][0]
     column = f"{name}_propensity"
     # Only a model that beats chance (Holm-adjusted across the run's outcomes) may become champion.
