@@ -82,9 +82,9 @@ def _train(folder: Path, out: Path) -> None:
         meter.start("load + validate")
         crm = load_crm(cfg.data, EXTRACT)
         info["rows"] = {name: len(df) for name, df in crm.tables.items()}
-        # Features and fits of the four outcomes as make train runs them: features one outcome
-        # at a time, fits side by side (training.parallel_outcomes).
-        meter.start(f"features + train outcomes ({cfg.training.parallel_outcomes} side by side)")
+        # Features and fits of the four outcomes as make train runs them (train_outcomes: the
+        # features one outcome at a time, then training.parallel_outcomes fits at a time).
+        meter.start("features + train outcomes")
         catalogue = attribute_catalogue(crm, cfg)
         training = train_outcomes(crm, cfg, catalogue)
         for name, r in training.trained.items():
