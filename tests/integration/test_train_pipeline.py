@@ -145,6 +145,7 @@ def test_train_and_profile_reports_every_tuning_trial_and_every_icp_step(crm_fol
     assert steps[2:] == [f"ICP: {s}" for s in ICP_STEPS]
 
 
+@pytest.mark.slow  # two more trainings
 def test_outcomes_trained_side_by_side_equal_one_at_a_time(crm_folder, tmp_path):
     crm = load_crm(small_config(crm_folder, tmp_path).data, EXTRACT)
     results = {}
