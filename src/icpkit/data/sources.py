@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -86,26 +87,38 @@ def _decode_error(table: str, path: Path, encoding: str) -> DataContractError:
     )
 
 
+def _csv_header(table: str, path: Path, encoding: str) -> list[str] | None:
+    """The header row, checked for duplicate names; ``None`` for a 0-byte file."""
+    with path.open(encoding=_codec(encoding), newline="") as fh:
+        header = next(csv.reader(fh), None)
+    if header is not None:
+        check_unique_names(table, header, path.name)
+    return header
+
+
+def _read_text_csv(path: Path, encoding: str, chunksize: int | None = None) -> Any:
+    """Every cell as text, only empty cells missing; a frame, or a reader of ``chunksize`` rows."""
+    # index_col=False: rows longer than the header must not shift the header onto them.
+    return pd.read_csv(
+        path, dtype="str", keep_default_na=False, na_values=[""], encoding=_codec(encoding), index_col=False,
+        chunksize=chunksize,
+    )  # fmt: skip
+
+
+def _parser_warned(caught: list[warnings.WarningMessage]) -> bool:
+    return any(issubclass(w.category, pd.errors.ParserWarning) for w in caught)
+
+
 def read_csv(table: str, path: Path, encoding: str) -> pd.DataFrame:
     """Every cell as text, only empty cells missing ("NA" or "null" may be real values)."""
     try:
-        with path.open(encoding=_codec(encoding), newline="") as fh:
-            header = next(csv.reader(fh), None)
+        header = _csv_header(table, path, encoding)
         if header is None:  # a 0-byte file: a table with no columns and no rows
             return pd.DataFrame()
-        check_unique_names(table, header, path.name)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", pd.errors.ParserWarning)
-            # index_col=False: rows longer than the header must not shift the header onto them.
-            df = pd.read_csv(
-                path,
-                dtype="str",
-                keep_default_na=False,
-                na_values=[""],
-                encoding=_codec(encoding),
-                index_col=False,
-            )
-        if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+            df = _read_text_csv(path, encoding)
+        if _parser_warned(caught):
             _check_extra_cells(table, path, encoding, len(header))
         return df
     except UnicodeDecodeError:
@@ -120,23 +133,12 @@ def read_csv_chunks(table: str, path: Path, encoding: str, rows: int) -> Iterato
     The chunks concatenated are the frame :func:`read_csv` returns, with the same errors.
     """
     try:
-        with path.open(encoding=_codec(encoding), newline="") as fh:
-            header = next(csv.reader(fh), None)
+        header = _csv_header(table, path, encoding)
         if header is None:
             yield pd.DataFrame()
             return
-        check_unique_names(table, header, path.name)
         checked = False
-        reader = pd.read_csv(
-            path,
-            dtype="str",
-            keep_default_na=False,
-            na_values=[""],
-            encoding=_codec(encoding),
-            index_col=False,
-            chunksize=rows,
-        )
-        with reader:
+        with _read_text_csv(path, encoding, chunksize=rows) as reader:
             while True:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", pd.errors.ParserWarning)
@@ -144,7 +146,7 @@ def read_csv_chunks(table: str, path: Path, encoding: str, rows: int) -> Iterato
                         chunk = next(reader)
                     except StopIteration:
                         break
-                if not checked and any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+                if not checked and _parser_warned(caught):
                     _check_extra_cells(table, path, encoding, len(header))
                     checked = True
                 yield chunk
