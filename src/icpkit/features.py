@@ -81,9 +81,23 @@ def engagement_features(
         return pd.DataFrame(index=range(n))
     acts = activities[["account_id", "occurred_at", "activity_type"]]
     act_code, row_code = _account_codes(acts["account_id"], pd.Series(account_ids))
+    type_code, type_values = _codes(acts["activity_type"])  # int8 codes for a category column
+    lookup = pd.Index(type_values)
+    present = np.flatnonzero(np.bincount(type_code[type_code >= 0], minlength=len(lookup)))
+    types = activity_types if activity_types is not None else sorted(lookup[present].tolist())
+    # A row counts only its own account's activities, so when the rows cover few accounts (a
+    # test period, an input example) the others are dropped first: same counts, a fraction of
+    # the memory. Empty accounts (-1) go to the last slot of ``wanted``.
+    wanted = np.zeros(int(max(act_code.max(initial=-1), row_code.max(initial=-1))) + 2, dtype=bool)
+    wanted[row_code] = True
+    keep = wanted[act_code]
+    times = acts["occurred_at"]
+    if keep.sum() < 0.5 * len(keep):
+        act_code, type_code, times = act_code[keep], type_code[keep], times[keep]
+    del keep, wanted
     # Seconds since epoch fit in 2^34 for centuries; account codes in the remaining bits.
     shift = np.int64(1) << np.int64(35)
-    act_t = acts["occurred_at"].to_numpy("datetime64[s]").astype(np.int64)
+    act_t = times.to_numpy("datetime64[s]").view(np.int64)
     row_t = pd.Series(as_of).to_numpy("datetime64[s]").astype(np.int64)
     offset = min(act_t.min(initial=0), row_t.min(initial=0)) - 10 * 365 * 86400
     # One int64 key per activity, built in place (tens of millions of rows: no extra copies).
@@ -91,12 +105,8 @@ def engagement_features(
     key *= shift
     key += act_t
     key -= offset
-    del act_t
+    del act_t, times
     row_t = row_t - offset
-    type_code, type_values = _codes(acts["activity_type"])
-    lookup = pd.Index(type_values)
-    present = np.flatnonzero(np.bincount(type_code[type_code >= 0], minlength=len(lookup)))
-    types = activity_types if activity_types is not None else sorted(lookup[present].tolist())
     # Activities usually come sorted by account and time: then every selection is sorted too.
     presorted = bool(np.all(key[1:] >= key[:-1]))
     now = row_code * shift + row_t
@@ -117,9 +127,9 @@ def engagement_features(
 def _codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Integer codes (-1 = empty) and the distinct values they index; no text copy of a category."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.codes.to_numpy().astype(np.int64), values.cat.categories  # a new array
+        return values.cat.codes.to_numpy(), values.cat.categories  # int8/16/32: no int64 copy
     codes, uniques = pd.factorize(values)
-    return codes.astype(np.int64), pd.Index(uniques)
+    return codes, pd.Index(uniques)
 
 
 def _code_of(lookup: pd.Index, value: object) -> int:
@@ -137,7 +147,8 @@ def _account_codes(act_accounts: pd.Series, row_accounts: pd.Series) -> tuple[np
     Empty accounts share code -1 on both sides (as one factorization of both would give); a row
     account with no activity gets a code no activity has.
     """
-    act_code, uniques = _codes(act_accounts)
+    codes, uniques = _codes(act_accounts)
+    act_code = codes.astype(np.int64)  # always a new array: callers build keys in it in place
     row_code = uniques.get_indexer(row_accounts).astype(np.int64)
     row_code[(row_code < 0) & row_accounts.notna().to_numpy()] = len(uniques)
     return act_code, row_code
@@ -451,7 +462,8 @@ def raw_rows(crm: CRMData, spec: FeatureSpec, rows: np.ndarray | None = None) ->
     accounts = crm["accounts"].set_index("account_id")
     parts = [
         table[[spec.id_column, "account_id", spec.as_of_column, *spec.entity]],
-        accounts.reindex(table["account_id"])[[c for c in snapshot if c in accounts.columns]].reset_index(drop=True),
+        # Columns first, then rows: reindexing the whole table would copy every column per row.
+        accounts[[c for c in snapshot if c in accounts.columns]].reindex(table["account_id"]).reset_index(drop=True),
     ]
     if spec.history_columns:
         parts.append(history_as_of(crm[HISTORY_TABLE], table["account_id"], as_of, spec.history_columns))
@@ -510,7 +522,7 @@ def account_attributes_as_of(
     history = [c for c in columns if crm.has(HISTORY_TABLE) and c in crm[HISTORY_TABLE].columns]
     accounts = crm["accounts"].set_index("account_id")
     snap = [c for c in columns if c not in history and c in accounts.columns]
-    out = accounts.reindex(ids.to_numpy())[snap].reset_index(drop=True)
+    out = accounts[snap].reindex(ids.to_numpy()).reset_index(drop=True)  # only these columns are copied
     if history:
         out = pd.concat([out, history_as_of(crm[HISTORY_TABLE], ids, times, history)], axis=1)
     if snapshot_columns and snapshot_max_age_days is not None:

@@ -83,6 +83,9 @@ class OutcomeReport:
     fit_rows: dict[str, Any] = field(default_factory=dict)
     #: How the final models were fitted: ``{"applied", "rows", "lightgbm_rounds", ...}``.
     refit: dict[str, Any] = field(default_factory=dict)
+    #: The chosen model's calibrated probabilities on the test period, in its row order (kept
+    #: at fit so the evidence, plots and signal tests do not re-encode a million test rows).
+    test_propensity: np.ndarray | None = None
     #: TreeSHAP contributions (raw-score scale) on a sample of the test period, with its rows.
     shap_values: pd.DataFrame | None = None
     shap_rows: pd.DataFrame | None = None
@@ -103,11 +106,28 @@ class OutcomeReport:
         assert self.dataset is not None
         return self.dataset.labelled_subset(mask, columns)
 
-    def test_frame(self) -> tuple[pd.DataFrame, np.ndarray]:
-        """Raw test-period features and labels, e.g. to score a champion on the same rows."""
+    def test_frame(self, rows: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+        """Raw test-period features and labels, e.g. to score a champion on the same rows.
+
+        ``rows`` (sorted positions within the test period) takes only those rows; the others'
+        features are never copied.
+        """
         assert self.split is not None
-        data = self.labelled_part(self.split.test)
+        mask = self.split.test
+        if rows is not None:
+            mask = np.zeros_like(mask)
+            mask[np.flatnonzero(self.split.test)[rows]] = True
+        data = self.labelled_part(mask)
         return data.X, data.y.to_numpy(dtype=int)
+
+    def test_predictions(self) -> tuple[np.ndarray, np.ndarray]:
+        """The chosen model's test-period probabilities and the labels (scored once, at fit)."""
+        assert self.split is not None and self.model is not None
+        if self.test_propensity is None:
+            X, y = self.test_frame()
+            self.test_propensity = self.model.predict_proba(X)
+            return self.test_propensity, y
+        return self.test_propensity, self.labelled_part(self.split.test, columns=[]).y.to_numpy(dtype=int)
 
 
 @dataclass
@@ -144,8 +164,7 @@ class TrainingResult:
     def _signal_p_values(self) -> dict[str, float]:
         raw = {}
         for name, r in self.trained.items():
-            X, y = r.test_frame()
-            p = r.model.predict_proba(X)
+            p, y = r.test_predictions()
             raw[name] = float(mannwhitneyu(p[y == 1], p[y == 0], alternative="greater").pvalue)
         if not raw:
             return {}
@@ -292,26 +311,27 @@ def _fit_outcome(dataset: OutcomeDataset, cfg: Config, on_trial: Callable[[int, 
         report.candidates = selection
         report.refit = {"applied": False, "rows": len(ytr)}
 
-    Ete = {name: m.encoder.transform(te.X) for name, m in report.candidates.items()}
-    # CIs for the chosen model only: the other candidate is a point of comparison.
+    # CIs for the chosen model only: the other candidate is a point of comparison. One
+    # candidate's encoded test rows at a time (a million accounts' test period is ~0.3 GB each).
+    p_test = {}
     for name in (chosen, other):
         model = report.candidates[name]
+        p_test[name] = model.predict_proba(model.encoder.transform(te.X), encoded=True)
         report.candidate_tests[name] = ev.evaluate(
-            yte,
-            model.predict_proba(Ete[name], encoded=True),
-            n_boot=t.bootstrap_samples if name == chosen else 0,
-            seed=cfg.seed,
+            yte, p_test[name], n_boot=t.bootstrap_samples if name == chosen else 0, seed=cfg.seed
         )
     report.model = report.candidates[chosen]
     report.test = report.candidate_tests[chosen]
+    report.test_propensity = p_test[chosen]
 
     # Test rows of accounts never seen in training or validation: skill that is not memory.
     seen = set(labelled.account_ids[split.train | split.validation].dropna())
     unseen = ~te.account_ids.isin(seen).to_numpy()
     report.n_test_unseen = int(unseen.sum())
     if len(np.unique(yte[unseen])) == 2:
-        p_unseen = report.model.predict_proba(Ete[chosen], encoded=True)[unseen]
-        report.test_unseen = ev.evaluate(yte[unseen], p_unseen, n_boot=t.bootstrap_samples, seed=cfg.seed)
+        report.test_unseen = ev.evaluate(
+            yte[unseen], p_test[chosen][unseen], n_boot=t.bootstrap_samples, seed=cfg.seed
+        )
 
     report.model.metadata.update(
         {

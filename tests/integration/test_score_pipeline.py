@@ -63,3 +63,19 @@ def test_accounts_scores_equal_what_training_wrote(scored, trained):
     got = tables["accounts"].set_index("account_id").loc[written["account_id"]].reset_index()
     for col in ("fit_points", "fit_score", "tier", "engagement_score", "quadrant"):
         assert got[col].astype(str).tolist() == written[col].astype(str).tolist(), col
+
+
+def test_accounts_scored_in_slices_with_their_own_times_equal_one_pass(trained, monkeypatch):
+    # FittedICP.score slices large books (memory); each row's as-of time goes by position, so
+    # rows whose index is not 0..n-1 (a filtered frame, a worker's chunk) keep their own times.
+    import icpkit.icp.model as icp_model
+
+    _, _, run, _, _ = trained
+    fitted, book = run.icp.fitted, run.icp.derivation.book
+    rows = book.iloc[1::3].head(600)
+    days = pd.to_timedelta(np.arange(len(rows)) * 7 % 900, unit="D")
+    as_of = pd.Series(pd.Timestamp(EXTRACT) - days, index=rows.index)
+    whole = fitted.score(rows.reset_index(drop=True), as_of.reset_index(drop=True))
+    assert len(whole) == 600 and whole["fit_points"].notna().all()
+    monkeypatch.setattr(icp_model, "SCORE_CHUNK_ROWS", 70)
+    pd.testing.assert_frame_equal(fitted.score(rows, as_of), whole)

@@ -207,3 +207,30 @@ def test_raw_rows_of_some_positions_equal_those_rows_of_the_whole_table():
     full = raw_rows(crm, spec)
     picked = [len(full) - 1, 0]
     pd.testing.assert_frame_equal(raw_rows(crm, spec, np.array(picked)), full.iloc[picked].reset_index(drop=True))
+
+
+def test_rows_of_a_few_accounts_count_exactly_what_the_whole_book_counts():
+    # Rows covering few accounts drop the other accounts' activities before counting (memory);
+    # the counts and recency must be those of the same rows among every account's rows.
+    rng = np.random.default_rng(3)
+    accounts = [f"a{i}" for i in range(40)]
+    n = 4_000
+    acct = pd.Series(rng.choice([*accounts, None], size=n), dtype="str")
+    for dtype in ("str", "category"):
+        acts = pd.DataFrame(
+            {
+                "account_id": acct.astype(dtype),
+                "occurred_at": T("2024-01-01") + pd.to_timedelta(rng.integers(0, 400 * 86400, n), unit="s"),
+                "activity_type": pd.Series(rng.choice(["web", "call", "email"], size=n)).astype(dtype),
+            }
+        ).sort_values(["occurred_at"], kind="stable", ignore_index=True)  # unsorted by account
+        rows = pd.Series([*accounts, None, "a-new"], dtype="str")
+        as_of = pd.Series(T("2024-06-01") + pd.to_timedelta(rng.integers(0, 200, len(rows)), unit="D"))
+        everyone = engagement_features(acts, rows, as_of, [7, 30, 365], ["web", "call", "email", "fax"])
+        few = [3, 17, len(accounts), len(accounts) + 1]  # two accounts, the empty one, one with no activity
+        part = engagement_features(
+            acts, rows.iloc[few].reset_index(drop=True), as_of.iloc[few].reset_index(drop=True), [7, 30, 365],
+            ["web", "call", "email", "fax"],
+        )  # fmt: skip
+        pd.testing.assert_frame_equal(part, everyone.iloc[few].reset_index(drop=True))
+        assert part.loc[0, "activity_all_365d"] > 0 and part.loc[3, "activity_all_365d"] == 0

@@ -19,6 +19,9 @@ class ExcludedRows:
 
 
 #: Repair kinds: what happened to the values of one column (each counted per original value).
+#: Rows hashed at a time by :meth:`CRMData.fingerprint` (~8 MB of hashes per column).
+_FINGERPRINT_ROWS = 1_000_000
+
 REPAIR_MISSING_VALUE = "missing_value"  # a configured placeholder (data.missing_values) -> empty
 REPAIR_VALUE_FIX = "value_fix"  # a configured fix (data.tables.<t>.values) -> the good value
 REPAIR_NOT_A_NUMBER = "not_a_number"  # stray text in a numeric attribute -> empty
@@ -87,8 +90,13 @@ class CRMData:
         for name, df in sorted(self.tables.items()):
             cached = self._fingerprints.get(name)
             if cached is None or cached[0] is not df:
-                h = pd.util.hash_pandas_object(df, index=False).to_numpy()
-                digest = hashlib.sha256(h.tobytes() + ",".join(map(str, df.columns)).encode())
+                digest = hashlib.sha256()
+                # Row hashes do not depend on the other rows, so hashing in slices gives the same
+                # digest while holding one slice's hashes (not 30M rows x columns at once).
+                for start in range(0, len(df), _FINGERPRINT_ROWS):
+                    part = df.iloc[start : start + _FINGERPRINT_ROWS]
+                    digest.update(pd.util.hash_pandas_object(part, index=False).to_numpy().tobytes())
+                digest.update(",".join(map(str, df.columns)).encode())
                 cached = (df, digest.hexdigest()[:16])
                 self._fingerprints[name] = cached
             out[name] = cached[1]

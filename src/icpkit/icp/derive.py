@@ -37,7 +37,7 @@ from icpkit.features import account_attributes_as_of, engagement_features
 from icpkit.icp.censoring import censoring_check, unlabelled_note
 from icpkit.icp.cohorts import cohort_traits, lifetime_value, value_cohorts, value_lift
 from icpkit.icp.evidence import attribute_evidence
-from icpkit.icp.model import FittedICP, Scorecard, Segmentation
+from icpkit.icp.model import FittedICP, Scorecard, Segmentation, row_slices
 from icpkit.icp.negative import DriverRule, cap_share, consolidate_rules, count_matches, risk_drivers
 from icpkit.icp.scorecard import AdditiveScorecard
 from icpkit.icp.scores import PercentileReference, capacity_cutoff
@@ -129,11 +129,12 @@ def evidence_step(training: TrainingResult, cfg: Config) -> Evidence:
 
 
 def _attribute_evidence(r: OutcomeReport, cfg: Config) -> pd.DataFrame:
-    X_test, y_test = r.test_frame()
-    n = min(len(X_test), EVIDENCE_ROWS)
-    pick = np.sort(np.random.default_rng(cfg.seed).choice(len(X_test), size=n, replace=False))
+    n_test = int(r.split.test.sum())
+    n = min(n_test, EVIDENCE_ROWS)
+    pick = np.sort(np.random.default_rng(cfg.seed).choice(n_test, size=n, replace=False))
+    X_pick, y_pick = r.test_frame(pick)  # only the sampled rows' features are copied
     return attribute_evidence(
-        r.model, X_test.iloc[pick].reset_index(drop=True), y_test[pick], r.dataset.feature_source,
+        r.model, X_pick, y_pick, r.dataset.feature_source,
         seed=cfg.seed, alpha=cfg.icp.significance_level,
     )  # fmt: skip
 
@@ -287,7 +288,10 @@ def fit_scorecard(
         init_score=stacked.offset[train], valid_init_score=stacked.offset[valid],
     )  # fmt: skip
     partial = Scorecard(attributes, encoder, card, PercentileReference([0.0], [1]), extra_columns)
-    points = card.score(partial.features(book, book_as_of))
+    # The book in slices: a million accounts' encoded features at once would be ~1 GB.
+    points = np.concatenate(
+        [card.score(partial.features(book.iloc[rows], book_as_of)) for rows in row_slices(len(book))]
+    )
     partial.reference = PercentileReference.from_scores(points)
     return partial
 

@@ -43,6 +43,16 @@ SCORE_COLUMNS = [
 ]  # fmt: skip
 
 
+#: Rows :meth:`FittedICP.score` scores at a time (bounds its memory on a million-account book).
+SCORE_CHUNK_ROWS = 200_000
+
+
+def row_slices(n: int, size: int | None = None) -> list[slice]:
+    """Consecutive slices of at most ``size`` (default :data:`SCORE_CHUNK_ROWS`) rows; one for no rows."""
+    size = size or SCORE_CHUNK_ROWS
+    return [slice(start, start + size) for start in range(0, max(n, 1), size)]
+
+
 @dataclass
 class Scorecard:
     """One additive scorecard with the attributes it reads, their encoder and the book's reference."""
@@ -91,11 +101,19 @@ class Segmentation:
     model: SegmentModel
 
     def assign(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
-        """Segment number and segment name of each account row."""
-        X = prepare_attributes(accounts, self.attributes, as_of).reindex(columns=self.model.columns)
-        # SegmentModel.predict without the labelled design frame: same design, same nearest centre.
+        """Segment number and segment name of each account row (``as_of`` per row goes by position)."""
+        accounts = accounts.reset_index(drop=True)
+        times = pd.Series(as_of.to_numpy()) if isinstance(as_of, pd.Series) else as_of
+        centres = np.asarray(self.model.centers, dtype=float)
         pre = self.model.preprocessor
-        seg = nearest_centre(pre.design_array(pre.encode(X)), np.asarray(self.model.centers, dtype=float))
+        parts = []
+        for rows in row_slices(len(accounts)):  # one slice's design matrix at a time
+            when = times.iloc[rows].reset_index(drop=True) if isinstance(times, pd.Series) else times
+            X = prepare_attributes(accounts.iloc[rows].reset_index(drop=True), self.attributes, when)
+            # SegmentModel.predict without the labelled design frame: same design, same nearest centre.
+            design = pre.design_array(pre.encode(X.reindex(columns=self.model.columns)))
+            parts.append(nearest_centre(design, centres))
+        seg = np.concatenate(parts)
         names = [str(n) for n in (self.model.names or [f"segment {i}" for i in range(self.model.k)])]
         return seg.astype("int64"), take_text(names, seg)
 
@@ -170,6 +188,19 @@ class FittedICP:
         ``reasons=False`` leaves ``reasons_up`` / ``reasons_down`` empty (scores only, faster).
         """
         accounts = accounts.reset_index(drop=True)
+        if isinstance(as_of, pd.Series):  # one time per row, by position (the rows were re-indexed)
+            as_of = pd.Series(as_of.to_numpy(), index=accounts.index)
+        if len(accounts) <= SCORE_CHUNK_ROWS:
+            return self._score(accounts, as_of, reasons)
+        # Every column is a function of its own row alone, so slices give the same scores while
+        # the working set (entry indexes, points, reason texts) stays that of one slice.
+        parts = []
+        for rows in row_slices(len(accounts)):
+            when = as_of.iloc[rows].reset_index(drop=True) if isinstance(as_of, pd.Series) else as_of
+            parts.append(self._score(accounts.iloc[rows].reset_index(drop=True), when, reasons))
+        return pd.concat(parts, ignore_index=True)
+
+    def _score(self, accounts: pd.DataFrame, as_of: pd.Series | pd.Timestamp, reasons: bool) -> pd.DataFrame:
         out = pd.DataFrame({"account_id": accounts["account_id"] if "account_id" in accounts else pd.NA})
         # The rule attributes, prepared once for the penalty and the exclusion flags.
         rules = self._rule_frame(accounts, as_of)

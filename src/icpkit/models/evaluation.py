@@ -68,8 +68,10 @@ def _order_desc(p: np.ndarray) -> np.ndarray:
 # estimate is the identity resample ``arange(n)``. So the point metrics and all bootstrap
 # resamples go through one vectorised code path with no per-call validation.
 
-#: Resample-matrix cells processed at once (bounds memory to a few tens of MB at any test size).
-_BLOCK_CELLS = 1 << 22
+#: Resample-matrix cells processed at once. A block's working set is ~100 bytes per cell (the
+#: index matrix, its gathered keys and weights, a dozen per-resample x per-score matrices), so
+#: 1M cells is ~120 MB at any test size; the draws do not depend on the block size.
+_BLOCK_CELLS = 1 << 20
 
 
 @dataclass(frozen=True)

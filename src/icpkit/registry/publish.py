@@ -81,8 +81,7 @@ def _outcome_params(report: OutcomeReport) -> dict[str, Any]:
 
 
 def _log_plots(report: OutcomeReport, tracker: Tracker) -> None:
-    X_test, y_test = report.test_frame()
-    p_test = report.model.predict_proba(X_test)
+    p_test, y_test = report.test_predictions()
     title = f"{report.outcome} — {report.model.kind}, test period from {report.split.test_start.date()}"
     tracker.log_figure(ev.plot_roc(y_test, p_test, title), "plots/roc.png")
     tracker.log_figure(ev.plot_calibration(y_test, p_test, title), "plots/calibration.png")
@@ -106,9 +105,20 @@ def _test_raw_rows(run: TrainedRun, report: OutcomeReport) -> tuple[pd.DataFrame
     return test, report.labelled_part(report.split.test, columns=[]).y.to_numpy(dtype=int)
 
 
-def _auc_of(score: Callable[[Any], np.ndarray], y: np.ndarray) -> Callable[[Any], float]:
-    # The same metric code as the candidate's test AUC: equal predictions give a bit-equal score.
-    return lambda model: float(ev.roc_auc(y, score(model)))
+def _champion_auc(run: TrainedRun, report: OutcomeReport) -> Callable[[Any], float]:
+    """The registered champion's AUC on this run's test period, scored through its own inputs.
+
+    The raw test rows are built only when a champion is scored (not held for every outcome
+    until registration: at a million accounts they are ~0.3 GB each), with the same metric code
+    as the candidate's test AUC, so equal predictions give a bit-equal score.
+    """
+    column = f"{report.outcome}_propensity"
+
+    def score(model: Any) -> float:
+        test, y = _test_raw_rows(run, report)
+        return float(ev.roc_auc(y, model.predict(to_model_input(test))[column].to_numpy(dtype=float)))
+
+    return score
 
 
 def outcome_candidate(
@@ -140,16 +150,14 @@ def outcome_candidate(
         _log_plots(report, tracker)
         with tempfile.TemporaryDirectory() as tmp:
             ref = log_model(tracker.tracking_uri, child, report.model.save(Path(tmp) / "model"), name, reference)
-    test, y = _test_raw_rows(run, report)
     release_freed_memory()
     lo = report.test.ci["roc_auc"][0]
-    column = f"{name}_propensity"
     # Only a model that beats chance (Holm-adjusted across the run's outcomes) may become champion.
     signal = p_value < run.config.icp.significance_level
     return Candidate(
         name=f"{prefix}-{name}", model=ref,
         score=float(report.test.metrics["roc_auc"]) if signal else float("nan"),
-        score_champion=_auc_of(lambda m: m.predict(to_model_input(test))[column].to_numpy(dtype=float), y),
+        score_champion=_champion_auc(run, report),
         description=f"Calibrated propensity that {report.dataset.spec.table} rows {_verb(name)} "
         f"({run.dataset}); test AUC {report.test.metrics['roc_auc']:.3f} "
         f"[{lo:.3f}, {report.test.ci['roc_auc'][1]:.3f}]",
@@ -189,24 +197,35 @@ def _mean_auc(points: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
+def _champion_mean_auc(run: TrainedRun) -> Callable[[Any], float]:
+    """The registered scorer's mean fit-points AUC on this run's holdout (built when called)."""
+
+    def score(model: Any) -> float:
+        holdout, y, groups = _scorer_holdout(run)
+        return _mean_auc(model.predict(to_model_input(holdout))["fit_points"].to_numpy(dtype=float), y, groups)
+
+    return score
+
+
 def scorer_candidate(run: TrainedRun, tracker: Tracker, run_id: str, prefix: str) -> Candidate:
     """The fitted ICP as ``icp-scorer``, judged by its fit points' mean AUC on the test periods."""
     fitted = run.icp.fitted
     book = run.icp.derivation.book
     scorer = ICPScorer(fitted, icp_input_spec(fitted, book), run.config.scoring.max_unseen_share)
-    holdout, y, groups = _scorer_holdout(run)
     score = float("nan")
-    if run.icp.sufficient and len(holdout):
-        score = _mean_auc(scorer.predict(holdout)["fit_points"].to_numpy(dtype=float), y, groups)
+    if run.icp.sufficient:
+        holdout, y, groups = _scorer_holdout(run)
+        if len(holdout):
+            score = _mean_auc(scorer.predict(holdout)["fit_points"].to_numpy(dtype=float), y, groups)
+        del holdout  # rebuilt only if a champion is scored (a million accounts' test periods)
+        release_freed_memory()
     with tempfile.TemporaryDirectory() as tmp:
         ref = log_model(tracker.tracking_uri, run_id, scorer.save(Path(tmp) / "scorer"), SCORER,
                         book.reindex(columns=fitted.input_columns()).head(REFERENCE_ROWS))  # fmt: skip
     status = run.icp.profile["evidence"]["status"]
     return Candidate(
         name=f"{prefix}-{SCORER}", model=ref, score=score, metric="test_fit_points_auc",
-        score_champion=lambda m: _mean_auc(
-            m.predict(to_model_input(holdout))["fit_points"].to_numpy(dtype=float), y, groups
-        ),
+        score_champion=_champion_mean_auc(run),
         description=f"ICP scores of accounts ({run.dataset}): fit points and score, tier, engagement, quadrant, "
         f"segment, negative-ICP flags and reasons; ICP evidence {status}, version {run.version}",
     )  # fmt: skip
