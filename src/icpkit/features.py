@@ -95,6 +95,7 @@ def engagement_features(
     if keep.sum() < 0.5 * len(keep):
         act_code, type_code, times = act_code[keep], type_code[keep], times[keep]
     del keep, wanted
+    act_code = act_code.astype(np.int64)  # a new array: the key is built in it in place
     # Seconds since epoch fit in 2^34 for centuries; account codes in the remaining bits.
     shift = np.int64(1) << np.int64(35)
     act_t = times.to_numpy("datetime64[s]").view(np.int64)
@@ -147,8 +148,7 @@ def _account_codes(act_accounts: pd.Series, row_accounts: pd.Series) -> tuple[np
     Empty accounts share code -1 on both sides (as one factorization of both would give); a row
     account with no activity gets a code no activity has.
     """
-    codes, uniques = _codes(act_accounts)
-    act_code = codes.astype(np.int64)  # always a new array: callers build keys in it in place
+    act_code, uniques = _codes(act_accounts)  # int32 codes of a category column: no copy
     row_code = uniques.get_indexer(row_accounts).astype(np.int64)
     row_code[(row_code < 0) & row_accounts.notna().to_numpy()] = len(uniques)
     return act_code, row_code
@@ -522,7 +522,12 @@ def account_attributes_as_of(
     history = [c for c in columns if crm.has(HISTORY_TABLE) and c in crm[HISTORY_TABLE].columns]
     accounts = crm["accounts"].set_index("account_id")
     snap = [c for c in columns if c not in history and c in accounts.columns]
-    out = accounts[snap].reindex(ids.to_numpy()).reset_index(drop=True)  # only these columns are copied
+    table_ids = crm["accounts"]["account_id"]
+    if len(ids) == len(table_ids) and ids.equals(table_ids.reset_index(drop=True)):
+        # The whole book in table order (the ICP's book): the columns are shared, not copied.
+        out = crm["accounts"][snap].reset_index(drop=True)
+    else:
+        out = accounts[snap].reindex(ids.to_numpy()).reset_index(drop=True)  # only these columns are copied
     if history:
         out = pd.concat([out, history_as_of(crm[HISTORY_TABLE], ids, times, history)], axis=1)
     if snapshot_columns and snapshot_max_age_days is not None:
