@@ -109,7 +109,10 @@ def main() -> None:
         timeline.mark("features + train outcomes")
         training = train_outcomes(crm, cfg, attribute_catalogue(crm, cfg))
         version = run_version(crm, cfg)
-        icp = build_icp(crm, training, cfg, version, dataset_name(cfg), on_step=lambda s: timeline.mark(f"ICP: {s}"))
+        icp = build_icp(
+            crm, training, cfg, version, dataset_name(cfg), on_step=lambda s: timeline.mark(f"ICP: {s}"),
+            release_features=True,
+        )
         timeline.mark("write ICP outputs")
         run = TrainedRun(crm, cfg, training, icp, dataset_name(cfg), version, dt.datetime.now(dt.UTC))
         folder = write_outputs(run, tmp / "outputs")

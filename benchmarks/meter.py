@@ -76,3 +76,32 @@ class Meter:
         self.stop()
         payload = {"stages": [asdict(s) for s in self.stages], "pid": os.getpid(), **extra}
         path.write_text(json.dumps(payload, indent=1))
+
+
+def speed_probe(seed: int = 0) -> dict[str, float]:
+    """Seconds of two fixed single-threaded workloads, to compare machines (or one machine's days).
+
+    A shared machine's speed varies by 2-3x from one day to the next; a run's wall time means
+    little without it. ``lightgbm_fit_s``: 200 rounds on 20,000 x 20 fixed rows, one thread.
+    ``csv_parse_s``: pandas parsing 500,000 rows of (id, timestamp, type), as loading activities.
+    """
+    import io
+
+    import lightgbm as lgb
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(20_000, 20))
+    y = (X[:, 0] + X[:, 1] * X[:, 2] + rng.normal(size=len(X)) > 0).astype(int)
+    params = {"objective": "binary", "num_threads": 1, "deterministic": True, "verbose": -1, "seed": seed}
+    t = time.perf_counter()
+    lgb.train(params, lgb.Dataset(X, y), num_boost_round=200)
+    fit_s = time.perf_counter() - t
+    n = 500_000
+    times = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365 * 86400, n), unit="s")
+    text = pd.DataFrame({"account_id": rng.integers(0, 10**6, n), "occurred_at": times,
+                         "activity_type": rng.choice(["email", "call", "web"], n)}).to_csv(index=False)  # fmt: skip
+    t = time.perf_counter()
+    pd.read_csv(io.StringIO(text), parse_dates=["occurred_at"], dtype={"account_id": str, "activity_type": str})
+    return {"lightgbm_fit_s": round(fit_s, 2), "csv_parse_s": round(time.perf_counter() - t, 2)}

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.meter import Meter, rss_mb
+from benchmarks.meter import Meter, rss_mb, speed_probe
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRACT = dt.date(2025, 12, 31)
@@ -93,8 +93,9 @@ def _train(folder: Path, out: Path) -> None:
             info[f"{name}_fit_rows"] = r.fit_rows
         version = run_version(crm, cfg)
         started = dt.datetime.now(dt.UTC)
-        icp = build_icp(
-            crm, training, cfg, version, dataset_name(cfg), on_step=lambda s: meter.start(f"ICP: {s}")
+        icp = build_icp(  # features dropped after the negative ICP, as the pipeline does
+            crm, training, cfg, version, dataset_name(cfg), on_step=lambda s: meter.start(f"ICP: {s}"),
+            release_features=True,
         )
         # "ICP: value cohorts" runs until build_icp returns: cohorts, proposals, the profile, figures.
         meter.start("write ICP outputs")
@@ -238,9 +239,10 @@ def main() -> None:
     print("machine:", env, flush=True)
     results = []
     for n in sorted(args.accounts):
-        load_before = os.getloadavg()
+        load_before, probe = os.getloadavg(), speed_probe()  # the machine's speed at the time
+        print(f"[{n:,}] speed probe: {probe}", flush=True)
         r = run_size(n, args.seed, args.timeout)
-        r["loadavg_before"], r["loadavg_after"] = load_before, os.getloadavg()
+        r["loadavg_before"], r["loadavg_after"], r["speed_probe"] = load_before, os.getloadavg(), probe
         results.append(r)
         gc.collect()
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -256,6 +258,9 @@ def report(results: list[dict[str, object]]) -> None:
         print(f"\n{value}:")
         print(df.pivot_table(index="name", columns="accounts", values=value, aggfunc="sum", sort=False).round(1))
     print(df.drop(columns=["start_rss_mb"]).round(1).to_string(index=False))
+    probes = {r["accounts"]: r["speed_probe"] for r in results if r.get("speed_probe")}
+    if probes:
+        print("\nspeed probe before each size (seconds; lower = a faster machine at the time):", probes)
     print("\nend to end (load .. publish; generation apart):")
     print(totals(df).round(1).to_string(index=False))
     lin = linearity(df)

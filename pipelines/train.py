@@ -94,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     tracker = Tracker(uri, cfg.tracking.experiment)
     previous = tracker.previous_training_json("icp/icp_profile.json")
     with TrainingProgress(cfg.training.tuning.n_trials) as progress:
-        run = train_and_profile(crm, cfg, previous, on_progress=progress.step, on_trial=progress.trial)
+        # The features are not read after the ICP here: dropped then (~1 GB at a million accounts).
+        run = train_and_profile(
+            crm, cfg, previous, on_progress=progress.step, on_trial=progress.trial, keep_features=False
+        )
         if not run.training.trained:
             progress.stop()
             _print_summary(run, None)

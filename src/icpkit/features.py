@@ -83,7 +83,9 @@ def engagement_features(
     act_code, row_code = _account_codes(acts["account_id"], pd.Series(account_ids))
     type_code, type_values = _codes(acts["activity_type"])  # int8 codes for a category column
     lookup = pd.Index(type_values)
-    present = np.flatnonzero(np.bincount(type_code[type_code >= 0], minlength=len(lookup)))
+    seen = np.zeros(len(lookup) + 1, dtype=bool)
+    seen[type_code] = True  # empty types (-1) land in the last slot; no bincount's int64 copy
+    present = np.flatnonzero(seen[:-1])
     types = activity_types if activity_types is not None else sorted(lookup[present].tolist())
     # A row counts only its own account's activities, so when the rows cover few accounts (a
     # test period, an input example) the others are dropped first: same counts, a fraction of
@@ -128,7 +130,8 @@ def engagement_features(
 def _codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Integer codes (-1 = empty) and the distinct values they index; no text copy of a category."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.codes.to_numpy(), values.cat.categories  # int8/16/32: no int64 copy
+        # The Categorical's own int8/16/32 codes, read-only: ``.cat.codes`` would copy them.
+        return values.array.codes, values.dtype.categories
     codes, uniques = pd.factorize(values)
     return codes, pd.Index(uniques)
 
@@ -197,7 +200,12 @@ def history_as_of(
     times = pd.to_datetime(pd.Series(as_of)).to_numpy().astype("datetime64[ns]")
     left = pd.DataFrame({"account_id": pd.Series(account_ids).to_numpy(), "_t": times})
     left["_row"] = np.arange(len(left))
-    right = history[["account_id", HISTORY_TIME, *columns]].rename(columns={HISTORY_TIME: "_t"})
+    right = history[["account_id", HISTORY_TIME, *columns]]
+    if len(left) < 0.5 * len(right):
+        # Few rows (a test period, an input example): only their accounts' records are sorted
+        # and joined, not the whole history (at a million accounts, ~0.4 GB of copies).
+        right = right[right["account_id"].isin(left["account_id"])]
+    right = right.rename(columns={HISTORY_TIME: "_t"})
     right["_t"] = pd.to_datetime(right["_t"]).astype("datetime64[ns]")
     right = right.sort_values("_t", kind="stable")
     joined = pd.merge_asof(
@@ -338,6 +346,18 @@ class OutcomeDataset:
     #: as a dict), learnt from every row's raw form while the features are built: rebuilding a
     #: million raw rows only for it when publishing would cost a GB.
     input_spec: dict[str, Any] | None = None
+    #: True once :meth:`release_features` dropped the feature columns.
+    features_released: bool = False
+
+    def release_features(self) -> None:
+        """Drop the feature columns, keeping the rows' ids, times, labels and the spec.
+
+        For a run that will not read the features again (the training pipeline once the ICP
+        no longer needs them): at a million rows they are most of the memory a run holds. The
+        registered model rebuilds them from raw rows (:func:`raw_rows`, ``spec.features``).
+        """
+        self.X = self.X.iloc[:, :0]
+        self.features_released = True
 
     @property
     def feature_source(self) -> dict[str, str]:
@@ -373,6 +393,12 @@ class OutcomeDataset:
         to ``subset(labelled).subset(mask)`` without copying every labelled row's features first
         (at a million rows that copy is most of a fit's memory peak).
         """
+        if self.features_released and columns != []:
+            raise RuntimeError(
+                f"{self.outcome}: the features were released once the ICP was derived "
+                "(train_and_profile(..., keep_features=True) keeps them); rebuild them with raw_rows() "
+                "and spec.features()"
+            )
         rows = np.flatnonzero(self.labelled.to_numpy())
         if mask is not None:
             rows = rows[np.asarray(mask, dtype=bool)]
@@ -458,12 +484,10 @@ def raw_rows(crm: CRMData, spec: FeatureSpec, rows: np.ndarray | None = None) ->
     if rows is not None:
         table = table.iloc[np.asarray(rows)].reset_index(drop=True)
     as_of = table[spec.as_of_column]
-    snapshot = [c for c in spec.account if c not in spec.history_columns]
-    accounts = crm["accounts"].set_index("account_id")
+    snapshot = [c for c in spec.account if c not in spec.history_columns and c in crm["accounts"].columns]
     parts = [
         table[[spec.id_column, "account_id", spec.as_of_column, *spec.entity]],
-        # Columns first, then rows: reindexing the whole table would copy every column per row.
-        accounts[[c for c in snapshot if c in accounts.columns]].reindex(table["account_id"]).reset_index(drop=True),
+        snapshot_attributes(crm["accounts"], table["account_id"], snapshot),
     ]
     if spec.history_columns:
         parts.append(history_as_of(crm[HISTORY_TABLE], table["account_id"], as_of, spec.history_columns))
@@ -503,6 +527,23 @@ def build_outcome_dataset(crm: CRMData, outcome: Outcome, catalogue: Catalogue, 
     )
 
 
+def snapshot_attributes(accounts: pd.DataFrame, account_ids: pd.Series, columns: list[str]) -> pd.DataFrame:
+    """The accounts table's ``columns`` for each of ``account_ids``, in their order (missing if unknown).
+
+    Only these columns are copied, and only the named accounts' rows are looked up.
+    """
+    ids = pd.Series(account_ids).reset_index(drop=True)
+    table = accounts[["account_id", *columns]]
+    if len(ids) == len(table) and ids.equals(table["account_id"].reset_index(drop=True)):
+        # The whole book in table order (the ICP's book): the columns are shared, not copied.
+        return table[columns].reset_index(drop=True)
+    if len(ids) < 0.5 * len(table):
+        # Few rows (a test period, an input example): their accounts are picked first, so the
+        # lookup below hashes those, not a million account ids.
+        table = table[table["account_id"].isin(ids)]
+    return table.set_index("account_id")[columns].reindex(ids.to_numpy()).reset_index(drop=True)
+
+
 def account_attributes_as_of(
     crm: CRMData,
     account_ids: pd.Series,
@@ -520,14 +561,8 @@ def account_attributes_as_of(
     ids = pd.Series(account_ids).reset_index(drop=True)
     times = pd.Series(as_of, index=ids.index) if not isinstance(as_of, pd.Series) else as_of.reset_index(drop=True)
     history = [c for c in columns if crm.has(HISTORY_TABLE) and c in crm[HISTORY_TABLE].columns]
-    accounts = crm["accounts"].set_index("account_id")
-    snap = [c for c in columns if c not in history and c in accounts.columns]
-    table_ids = crm["accounts"]["account_id"]
-    if len(ids) == len(table_ids) and ids.equals(table_ids.reset_index(drop=True)):
-        # The whole book in table order (the ICP's book): the columns are shared, not copied.
-        out = crm["accounts"][snap].reset_index(drop=True)
-    else:
-        out = accounts[snap].reindex(ids.to_numpy()).reset_index(drop=True)  # only these columns are copied
+    snap = [c for c in columns if c not in history and c in crm["accounts"].columns]
+    out = snapshot_attributes(crm["accounts"], ids, snap)
     if history:
         out = pd.concat([out, history_as_of(crm[HISTORY_TABLE], ids, times, history)], axis=1)
     if snapshot_columns and snapshot_max_age_days is not None:

@@ -149,6 +149,12 @@ class TrainingResult:
         """The reports of the outcomes that were skipped."""
         return {k: r for k, r in self.reports.items() if r.status == "skipped"}
 
+    def release_features(self) -> None:
+        """Drop every outcome's feature columns (see :meth:`OutcomeDataset.release_features`)."""
+        for r in self.reports.values():
+            if r.dataset is not None:
+                r.dataset.release_features()
+
     def signal_p_values(self) -> dict[str, float]:
         """Per trained outcome, the Holm-adjusted one-sided p-value of "test AUC > 0.5".
 

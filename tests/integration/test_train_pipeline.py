@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -209,3 +210,22 @@ def test_cli_trains_a_tiny_crm_and_prints_its_summary(crm_folder, tmp_path):
     assert "ICP evidence:" in proc.stderr
     latest = tmp_path / "out" / "cli-test" / "latest" / "icp" / "icp_profile.json"
     assert json.loads(latest.read_text())["format"].startswith("icpkit.ICPProfile")
+
+
+def test_features_released_after_the_negative_icp_change_no_icp_and_say_so_when_read(crm_folder, tmp_path):
+    # The pipeline drops the features once the ICP no longer reads them (memory at a million
+    # accounts); the ICP derived that way must equal the one derived with the features kept.
+    from icpkit.icp.result import build_icp
+
+    cfg = small_config(crm_folder, tmp_path, outcomes=["win", "renewal"], tuning={"n_trials": 2}, max_boost_rounds=60)
+    run = train_and_profile(load_crm(cfg.data, EXTRACT), cfg)
+    widths = {o: r.dataset.X.shape for o, r in run.training.trained.items()}
+    again = build_icp(run.crm, run.training, cfg, run.version, run.dataset, release_features=True)
+    pd.testing.assert_frame_equal(again.account_scores, run.icp.account_scores)
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00"  # when the profile was generated
+    assert re.sub(stamp, "", again.markdown) == re.sub(stamp, "", run.icp.markdown)
+    for o, r in run.training.trained.items():
+        assert r.dataset.X.shape == (widths[o][0], 0) and widths[o][1] > 5
+        assert len(r.labelled_part(r.split.test, columns=[]).y) == int(r.split.test.sum())  # rows and labels stay
+        with pytest.raises(RuntimeError, match=f"{o}: the features were released .*keep_features=True"):
+            r.test_frame()

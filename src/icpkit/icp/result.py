@@ -108,9 +108,13 @@ def build_icp(
     dataset: str,
     previous: dict[str, Any] | None = None,
     on_step: Callable[[str], None] | None = None,
+    release_features: bool = False,
 ) -> ICPResult:
-    """Derive the fitted ICP from the trained outcomes and write its profile (in memory)."""
-    d = derive_icp(crm, training, cfg, version, dataset, on_step=on_step)
+    """Derive the fitted ICP from the trained outcomes and write its profile (in memory).
+
+    ``release_features``: see :func:`icpkit.icp.derive.derive_icp`.
+    """
+    d = derive_icp(crm, training, cfg, version, dataset, on_step=on_step, release_features=release_features)
     profile = build_profile(d, crm, previous, training)
     return ICPResult(
         fitted=d.fitted,

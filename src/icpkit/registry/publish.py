@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -172,28 +172,23 @@ def _verb(outcome: str) -> str:
 # the ICP scorer
 
 
-def _scorer_holdout(run: TrainedRun) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Each fit outcome's test rows as raw account rows as of the row's time, with labels."""
+def _scorer_holdouts(run: TrainedRun) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """Each fit outcome's test rows as raw account rows as of the row's time, with labels.
+
+    One outcome at a time: at a million accounts the test periods together are ~0.4 GB of raw
+    rows, and each is scored and dropped before the next is built.
+    """
     fitted = run.icp.fitted
-    frames, ys, groups = [], [], []
     for o in run.icp.derivation.evidence.with_signal:
         r = run.training.reports[o]
         test = r.labelled_part(r.split.test, columns=[])
         raw = account_attributes_as_of(run.crm, test.account_ids, test.as_of, fitted.input_columns()[1:])
-        frames.append(raw.assign(as_of=test.as_of.to_numpy()))
-        ys.append(test.y.to_numpy(dtype=int))
-        groups.append(np.full(len(raw), o, dtype=object))
-    if not frames:
-        return pd.DataFrame(), np.array([]), np.array([])
-    return pd.concat(frames, ignore_index=True), np.concatenate(ys), np.concatenate(groups)
+        yield raw.assign(as_of=test.as_of.to_numpy()), test.y.to_numpy(dtype=int)
 
 
-def _mean_auc(points: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
-    aucs = [
-        roc_auc_score(y[groups == g], points[groups == g])
-        for g in np.unique(groups)
-        if len(np.unique(y[groups == g])) == 2
-    ]
+def _mean_auc(run: TrainedRun, fit_points: Callable[[pd.DataFrame], np.ndarray]) -> float:
+    """The mean over the fit outcomes' test periods of the AUC of ``fit_points(rows)``."""
+    aucs = [roc_auc_score(y, fit_points(rows)) for rows, y in _scorer_holdouts(run) if len(np.unique(y)) == 2]
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
@@ -201,8 +196,7 @@ def _champion_mean_auc(run: TrainedRun) -> Callable[[Any], float]:
     """The registered scorer's mean fit-points AUC on this run's holdout (built when called)."""
 
     def score(model: Any) -> float:
-        holdout, y, groups = _scorer_holdout(run)
-        return _mean_auc(model.predict(to_model_input(holdout))["fit_points"].to_numpy(dtype=float), y, groups)
+        return _mean_auc(run, lambda rows: model.predict(to_model_input(rows))["fit_points"].to_numpy(dtype=float))
 
     return score
 
@@ -214,10 +208,7 @@ def scorer_candidate(run: TrainedRun, tracker: Tracker, run_id: str, prefix: str
     scorer = ICPScorer(fitted, icp_input_spec(fitted, book), run.config.scoring.max_unseen_share)
     score = float("nan")
     if run.icp.sufficient:
-        holdout, y, groups = _scorer_holdout(run)
-        if len(holdout):
-            score = _mean_auc(scorer.predict(holdout)["fit_points"].to_numpy(dtype=float), y, groups)
-        del holdout  # rebuilt only if a champion is scored (a million accounts' test periods)
+        score = _mean_auc(run, lambda rows: scorer.predict(rows)["fit_points"].to_numpy(dtype=float))
         release_freed_memory()
     with tempfile.TemporaryDirectory() as tmp:
         ref = log_model(tracker.tracking_uri, run_id, scorer.save(Path(tmp) / "scorer"), SCORER,
