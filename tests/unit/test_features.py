@@ -244,7 +244,11 @@ def test_attributes_of_a_few_accounts_equal_those_of_the_whole_book():
     rng = np.random.default_rng(5)
     ids = [f"a{i}" for i in range(60)]
     accounts = pd.DataFrame(
-        {"account_id": ids, "industry": rng.choice(["fintech", "retail", None], 60), "employees": rng.integers(1, 500, 60)}
+        {
+            "account_id": ids,
+            "industry": rng.choice(["fintech", "retail", None], 60),
+            "employees": rng.integers(1, 500, 60),
+        }
     )
     history = pd.DataFrame(
         {
