@@ -132,11 +132,19 @@ def test_missing_table_and_too_little_data_skip_with_a_reason(crm_folder, tmp_pa
     assert summary.loc["win", "status"] == "skipped" and "training.min_rows=200" in summary.loc["win", "note"]
 
 
-def test_train_and_profile_reports_every_tuning_trial_and_every_icp_step(crm_folder, tmp_path):
-    cfg = small_config(crm_folder, tmp_path, outcomes=["win", "renewal"], tuning={"n_trials": 3}, max_boost_rounds=60)
+@pytest.fixture(scope="module")
+def two_outcomes(crm_folder, tmp_path_factory):
+    """``(cfg, run, trials, steps)``: win and renewal trained once, with every progress call kept."""
+    cfg = small_config(crm_folder, tmp_path_factory.mktemp("two"), outcomes=["win", "renewal"],
+                       tuning={"n_trials": 3}, max_boost_rounds=60)  # fmt: skip
     trials, steps = [], []
     run = train_and_profile(load_crm(cfg.data, EXTRACT), cfg, on_progress=steps.append,
                             on_trial=lambda *call: trials.append(call))  # fmt: skip
+    return cfg, run, trials, steps
+
+
+def test_train_and_profile_reports_every_tuning_trial_and_every_icp_step(two_outcomes):
+    _, run, trials, steps = two_outcomes
     assert set(run.training.trained) == {"win", "renewal"}
     # The two outcomes train side by side (training.parallel_outcomes=2): each one's trials in order.
     for o in ("win", "renewal"):
@@ -212,13 +220,13 @@ def test_cli_trains_a_tiny_crm_and_prints_its_summary(crm_folder, tmp_path):
     assert json.loads(latest.read_text())["format"].startswith("icpkit.ICPProfile")
 
 
-def test_features_released_after_the_negative_icp_change_no_icp_and_say_so_when_read(crm_folder, tmp_path):
+def test_features_released_after_the_negative_icp_change_no_icp_and_say_so_when_read(two_outcomes):
     # The pipeline drops the features once the ICP no longer reads them (memory at a million
     # accounts); the ICP derived that way must equal the one derived with the features kept.
+    # (The release changes the shared training; the other test on it reads no features.)
     from icpkit.icp.result import build_icp
 
-    cfg = small_config(crm_folder, tmp_path, outcomes=["win", "renewal"], tuning={"n_trials": 2}, max_boost_rounds=60)
-    run = train_and_profile(load_crm(cfg.data, EXTRACT), cfg)
+    cfg, run, _, _ = two_outcomes
     widths = {o: r.dataset.X.shape for o, r in run.training.trained.items()}
     again = build_icp(run.crm, run.training, cfg, run.version, run.dataset, release_features=True)
     pd.testing.assert_frame_equal(again.account_scores, run.icp.account_scores)
