@@ -203,3 +203,21 @@ def test_value_fixes_are_reported_as_repairs(tmp_path):
 def test_repairs_survive_shuffled_labels_copy(tmp_path):
     crm = _load(_accounts_csv(tmp_path, "employees", ["1"] * 30 + ["N/A"]))
     assert crm.with_shuffled_labels(seed=1).repairs == crm.repairs
+
+
+def test_numbers_read_from_repeated_texts_equal_those_read_cell_by_cell():
+    # A column with few distinct texts is parsed once per text (speed at a million rows); the
+    # values, non-finite and unparsed cells must be those of parsing every cell.
+    from icpkit.data.values import _parse_numbers, to_numbers, to_text
+
+    texts = ["1", " 2 ", "N/A", None, "inf", "-INF", "true", "False", "1e999", "3.5", "1_000", "１２", "007", ""]
+    s = pd.Series(texts * 5, dtype="str")
+    for booleans in (False, True):
+        fast = to_numbers(s, booleans=booleans)
+        values, non_finite = _parse_numbers(to_text(s), booleans)
+        pd.testing.assert_series_equal(fast.values, values, check_names=False)
+        pd.testing.assert_series_equal(fast.non_finite, non_finite, check_names=False)
+        assert fast.unparsed.tolist() == (values.isna() & s.notna() & ~non_finite).tolist()
+        assert fast.values.iloc[1] == 2.0 and fast.non_finite.iloc[4] and fast.unparsed.iloc[2]
+    # Distinct texts (no repeats) take the cell-by-cell path and agree with the repeated one.
+    assert to_numbers(pd.Series(texts, dtype="str")).values.equals(to_numbers(s).values.iloc[: len(texts)])

@@ -142,15 +142,29 @@ def to_numbers(s: pd.Series, booleans: bool = False) -> Numbers:
         values = s.astype("float64")
         inf = pd.Series(np.isinf(values.to_numpy()), index=s.index)
         return Numbers(values.mask(inf), none, inf)
-    text = to_text(s).str.strip()
+    text = to_text(s)
+    codes, distinct = text.factorize()  # code -1: an empty cell
+    if len(distinct) < 0.5 * len(text):
+        # A cell's number depends on its text alone: parse each distinct text once and look the
+        # cells up (a text attribute or a count column: a few thousand texts in a million cells).
+        got, non_finite_got = _parse_numbers(pd.Series(distinct, dtype=text.dtype), booleans)
+        values = pd.Series(np.append(got.to_numpy(), np.nan)[codes], index=s.index)
+        non_finite = pd.Series(np.append(non_finite_got.to_numpy(), False)[codes], index=s.index)
+    else:
+        values, non_finite = _parse_numbers(text, booleans)
+    unparsed = (values.isna() & s.notna() & ~non_finite).astype(bool)
+    return Numbers(values.astype("float64"), unparsed, non_finite)
+
+
+def _parse_numbers(text: pd.Series, booleans: bool) -> tuple[pd.Series, pd.Series]:
+    """:func:`to_numbers` of text cells: the float64 values (NaN where non-finite) and the non-finite mask."""
+    text = text.str.strip()
     lower = text.str.lower()
     values = _to_numeric(text)
     if booleans:
         values = values.mask(lower.isin(list(_TRUE_FALSE)), lower.map(_TRUE_FALSE)).astype("float64")
     non_finite = (lower.isin(list(_NON_FINITE_TEXT)) | np.isinf(values)).fillna(False).astype(bool)
-    values = values.mask(non_finite)
-    unparsed = (values.isna() & s.notna() & ~non_finite).astype(bool)
-    return Numbers(values.astype("float64"), unparsed, non_finite)
+    return values.mask(non_finite).astype("float64"), non_finite
 
 
 # ---------------------------------------------------------------------------------------------
