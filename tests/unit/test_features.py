@@ -239,22 +239,22 @@ def test_rows_of_a_few_accounts_count_exactly_what_the_whole_book_counts():
 def test_attributes_of_a_few_accounts_equal_those_of_the_whole_book():
     # Few rows (a test period, an input example) look up only their accounts' snapshot and
     # history records (memory); every value must be the one the whole book's lookup gives.
-    from icpkit.features import history_as_of, snapshot_attributes
+    from icpkit.features import FEW_ROWS, history_as_of, snapshot_attributes
 
     rng = np.random.default_rng(5)
-    ids = [f"a{i}" for i in range(60)]
+    ids = [f"a{i}" for i in range(600)]
     accounts = pd.DataFrame(
         {
             "account_id": ids,
-            "industry": rng.choice(["fintech", "retail", None], 60),
-            "employees": rng.integers(1, 500, 60),
+            "industry": rng.choice(["fintech", "retail", None], 600),
+            "employees": rng.integers(1, 500, 600),
         }
     )
     history = pd.DataFrame(
         {
-            "account_id": rng.choice(ids, 300),
-            "valid_from": T("2023-01-01") + pd.to_timedelta(rng.integers(0, 700, 300), unit="D"),
-            "tickets_90d": rng.integers(0, 20, 300).astype(float),
+            "account_id": rng.choice(ids, 3000),
+            "valid_from": T("2023-01-01") + pd.to_timedelta(rng.integers(0, 700, 3000), unit="D"),
+            "tickets_90d": rng.integers(0, 20, 3000).astype(float),
         }
     ).drop_duplicates(["account_id", "valid_from"], ignore_index=True)
     rows = pd.Series(rng.choice([*ids, "a-unknown", None], 200), dtype="str")
@@ -263,7 +263,8 @@ def test_attributes_of_a_few_accounts_equal_those_of_the_whole_book():
     everyone_hist = history_as_of(history, rows, as_of, ["tickets_90d"])
     assert everyone_hist["tickets_90d"].notna().sum() > 20 and everyone_snap["industry"].notna().sum() > 20
     few = [7, 3, 7, *np.flatnonzero(rows.isna() | (rows == "a-unknown"))[:2]]  # a repeat, unknown, empty
-    assert len(few) < 0.5 * min(len(accounts), len(history))  # the filtered path is the one tested
+    assert len(few) < FEW_ROWS * min(len(accounts), len(history))  # the filtered path is the one tested
+    assert len(rows) >= FEW_ROWS * len(history)  # and the whole book's lookup the other
     part_rows, part_as_of = rows.iloc[few].reset_index(drop=True), as_of.iloc[few].reset_index(drop=True)
     pd.testing.assert_frame_equal(
         snapshot_attributes(accounts, part_rows, ["industry", "employees"]),
