@@ -194,6 +194,16 @@ def activity_source(feature: str) -> str:
 FEW_ROWS = 0.05
 
 
+def _records_of(table: pd.DataFrame, account_ids: pd.Series) -> pd.DataFrame:
+    """``table``'s records of these accounts when they are few (:data:`FEW_ROWS`), else all of it.
+
+    Few rows (an input example) then sort, join or hash their accounts' records, not a million.
+    """
+    if len(account_ids) < FEW_ROWS * len(table):
+        return table[table["account_id"].isin(account_ids)]
+    return table
+
+
 def history_as_of(
     history: pd.DataFrame, account_ids: pd.Series, as_of: pd.Series, columns: list[str]
 ) -> pd.DataFrame:
@@ -206,11 +216,7 @@ def history_as_of(
     times = pd.to_datetime(pd.Series(as_of)).to_numpy().astype("datetime64[ns]")
     left = pd.DataFrame({"account_id": pd.Series(account_ids).to_numpy(), "_t": times})
     left["_row"] = np.arange(len(left))
-    right = history[["account_id", HISTORY_TIME, *columns]]
-    if len(left) < FEW_ROWS * len(right):
-        # Few rows (an input example, a champion's sample): only their accounts' records are
-        # sorted and joined, not the whole history.
-        right = right[right["account_id"].isin(left["account_id"])]
+    right = _records_of(history[["account_id", HISTORY_TIME, *columns]], left["account_id"])
     right = right.rename(columns={HISTORY_TIME: "_t"})
     right["_t"] = pd.to_datetime(right["_t"]).astype("datetime64[ns]")
     right = right.sort_values("_t", kind="stable")
@@ -490,7 +496,7 @@ def raw_rows(crm: CRMData, spec: FeatureSpec, rows: np.ndarray | None = None) ->
     if rows is not None:
         table = table.iloc[np.asarray(rows)].reset_index(drop=True)
     as_of = table[spec.as_of_column]
-    snapshot = [c for c in spec.account if c not in spec.history_columns and c in crm["accounts"].columns]
+    snapshot = [c for c in spec.account if c not in spec.history_columns]
     parts = [
         table[[spec.id_column, "account_id", spec.as_of_column, *spec.entity]],
         snapshot_attributes(crm["accounts"], table["account_id"], snapshot),
@@ -534,19 +540,18 @@ def build_outcome_dataset(crm: CRMData, outcome: Outcome, catalogue: Catalogue, 
 
 
 def snapshot_attributes(accounts: pd.DataFrame, account_ids: pd.Series, columns: list[str]) -> pd.DataFrame:
-    """The accounts table's ``columns`` for each of ``account_ids``, in their order (missing if unknown).
+    """The accounts table's ``columns`` (those it has) for each of ``account_ids``, in their order.
 
-    Only these columns are copied, and only the named accounts' rows are looked up.
+    Unknown accounts get missing values. Only these columns are copied, and only the named
+    accounts' rows are looked up.
     """
     ids = pd.Series(account_ids).reset_index(drop=True)
+    columns = [c for c in columns if c in accounts.columns]
     table = accounts[["account_id", *columns]]
     if len(ids) == len(table) and ids.equals(table["account_id"].reset_index(drop=True)):
         # The whole book in table order (the ICP's book): the columns are shared, not copied.
         return table[columns].reset_index(drop=True)
-    if len(ids) < FEW_ROWS * len(table):
-        # Few rows (an input example): their accounts are picked first, so the lookup below
-        # hashes those, not a million account ids.
-        table = table[table["account_id"].isin(ids)]
+    table = _records_of(table, ids)
     return table.set_index("account_id")[columns].reindex(ids.to_numpy()).reset_index(drop=True)
 
 
@@ -567,8 +572,7 @@ def account_attributes_as_of(
     ids = pd.Series(account_ids).reset_index(drop=True)
     times = pd.Series(as_of, index=ids.index) if not isinstance(as_of, pd.Series) else as_of.reset_index(drop=True)
     history = [c for c in columns if crm.has(HISTORY_TABLE) and c in crm[HISTORY_TABLE].columns]
-    snap = [c for c in columns if c not in history and c in crm["accounts"].columns]
-    out = snapshot_attributes(crm["accounts"], ids, snap)
+    out = snapshot_attributes(crm["accounts"], ids, [c for c in columns if c not in history])
     if history:
         out = pd.concat([out, history_as_of(crm[HISTORY_TABLE], ids, times, history)], axis=1)
     if snapshot_columns and snapshot_max_age_days is not None:
