@@ -92,6 +92,7 @@ def main() -> None:
     from icpkit.data.loading import load_crm
     from icpkit.features import attribute_catalogue
     from icpkit.icp.result import build_icp
+    from icpkit.memory import exempt_loaded_objects
     from icpkit.registry import Tracker
     from icpkit.training import train_outcomes
     from icpkit.workflow import TrainedRun, dataset_name, run_version, write_outputs
@@ -106,6 +107,7 @@ def main() -> None:
             cfg.training.tuning.n_trials = args.trials
         timeline.mark("load + validate")
         crm = load_crm(cfg.data, EXTRACT)
+        exempt_loaded_objects()  # as pipelines.train does before training
         timeline.mark("features + train outcomes")
         training = train_outcomes(crm, cfg, attribute_catalogue(crm, cfg))
         version = run_version(crm, cfg)

@@ -70,6 +70,7 @@ def _train(folder: Path, out: Path) -> None:
     from icpkit.data.loading import load_crm
     from icpkit.features import attribute_catalogue
     from icpkit.icp.result import build_icp
+    from icpkit.memory import exempt_loaded_objects
     from icpkit.registry import Tracker
     from icpkit.registry.publish import publish
     from icpkit.training import train_outcomes
@@ -82,6 +83,7 @@ def _train(folder: Path, out: Path) -> None:
         meter.start("load + validate")
         crm = load_crm(cfg.data, EXTRACT)
         info["rows"] = {name: len(df) for name, df in crm.tables.items()}
+        exempt_loaded_objects()  # as pipelines.train does before training
         # Features and fits of the four outcomes as make train runs them (train_outcomes: the
         # features one outcome at a time, then training.parallel_outcomes fits at a time).
         meter.start("features + train outcomes")

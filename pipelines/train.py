@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     for ex in crm.excluded:
         log.warning("%s: excluded %d rows on purpose: %s", ex.table, ex.count, ex.reason)
 
+    from icpkit.memory import exempt_loaded_objects
     from icpkit.registry import (
         Tracker,
         check_dataset,
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         recover_interrupted,
         resolve_tracking_uri,
     )
+    from icpkit.registry.publish import publish
     from icpkit.secrets import mask_secrets
     from icpkit.workflow import point_latest, train_and_profile, write_outputs
 
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     # tracking server decides where its artifacts go.
     tracker = Tracker(uri, cfg.tracking.experiment)
     previous = tracker.previous_training_json("icp/icp_profile.json")
+    exempt_loaded_objects()  # the libraries and the CRM live all run: no collection walks them again
     with TrainingProgress(cfg.training.tuning.n_trials) as progress:
         # The features are not read after the ICP here: dropped then (~1 GB at a million accounts).
         run = train_and_profile(
@@ -106,8 +109,6 @@ def main(argv: list[str] | None = None) -> int:
         progress.step("writing the ICP")
         folder = write_outputs(run, args.outputs, latest=False)
         progress.step("logging to MLflow and registering")
-        from icpkit.registry.publish import publish
-
         published = publish(run, tracker, folder)
         if folder is not None:  # only a published run becomes <experiment>/latest
             point_latest(folder)

@@ -302,7 +302,10 @@ def _fit_outcome(dataset: OutcomeDataset, cfg: Config, on_trial: Callable[[int, 
 
     # Permutation losses need a model that has not seen the validation rows: the train-only fit.
     picked = selection[chosen]
-    report.leakage = add_permutation(leakage, lambda E: picked.raw_score(E, encoded=True), Eva, yva, seed=cfg.seed)
+    report.leakage = add_permutation(
+        leakage, lambda E: picked.raw_score(E, encoded=True), Eva, yva, seed=cfg.seed,
+        shuffled=picked.shuffled_raw_scores(Eva),
+    )  # fmt: skip
     for s in report.leakage.suspected:
         log.warning(
             "%s: suspected leak '%s': %s. If it is filled in after the outcome, add it to leakage.deny_columns.",

@@ -60,5 +60,16 @@ def test_beeswarm_labels_the_most_important_feature_on_top(model):
     fig = plot_beeswarm(explain(model, X), "test")
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels[-1] == "strong"  # shap draws the most important feature at the top
-    waterfall = plot_waterfall(explain(model, X), 0, "one row")
-    assert waterfall.axes
+
+
+def test_waterfall_shows_the_chosen_rows_raw_values_and_its_largest_contribution(model):
+    X, _ = _data(300, seed=3)
+    expl = explain(model, X)
+    row = 7
+    ticks = [t.get_text() for t in plot_waterfall(expl, row, "one row").axes[0].get_yticklabels()]
+    # shap labels each bar "<raw value> = <feature>" (bottom to top), the largest |contribution| on top.
+    labels = [t for t in ticks if " = " in t]
+    assert f"{X['industry'].iloc[row]} = industry" in labels
+    assert f"{X['strong'].iloc[row]:.3f} = strong".replace("-", "\N{MINUS SIGN}") in labels
+    top = expl.feature_names[int(np.abs(expl.values[row]).argmax())]
+    assert labels[-1].endswith(f"= {top}")

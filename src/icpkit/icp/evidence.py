@@ -8,7 +8,9 @@ is above 0. The p-values of all attributes are Benjamini-Hochberg adjusted toget
 with no signal nothing passes by chance (uncorrected, about 1 attribute in 20 would).
 
 The rows are encoded once and the encoded columns permuted (encoding is per row, so this is the
-same as permuting the raw rows), and all repeats of one attribute are scored in one batched call.
+same as permuting the raw rows), and all repeats of one attribute are scored in one batched call
+that rescores only the trees splitting on the attribute
+(:meth:`~icpkit.models.propensity.PropensityModel.shuffled_raw_scores`).
 """
 
 from __future__ import annotations
@@ -66,16 +68,13 @@ def permutation_rises(
     y = np.asarray(y, dtype=int)
     encoded = model.encode(X).reset_index(drop=True)
     base = _row_loss(y, model.predict_proba(encoded, encoded=True))
+    shuffled_scores = model.shuffled_raw_scores(encoded)
     rng = np.random.default_rng(seed)
     n = len(encoded)
     rises: dict[str, np.ndarray] = {}
     for attr, cols in _groups(list(X.columns), feature_source).items():
         orders = [rng.permutation(n) for _ in range(n_repeats)]
-        stacked = pd.concat([encoded] * n_repeats, ignore_index=True)
-        for c in cols:
-            values = encoded[c].to_numpy()
-            stacked[c] = np.concatenate([values[o] for o in orders])
-        losses = _row_loss(np.tile(y, n_repeats), model.predict_proba(stacked, encoded=True))
+        losses = _row_loss(np.tile(y, n_repeats), model.calibrated(shuffled_scores(cols, orders)))
         rise = np.zeros(n)
         # Accumulated repeat by repeat, in order: the same sums as shuffling and scoring one by one.
         for r in range(n_repeats):

@@ -44,6 +44,7 @@ from sklearn.utils.fixes import parse_version
 
 from icpkit.errors import LeakageError
 from icpkit.models.evaluation import roc_auc
+from icpkit.models.permutation import ShuffledScores, shuffled_scores
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def permutation_auc_loss(
     groups: Mapping[str, list[str]],
     seed: int = 0,
     n_repeats: int = PERMUTATION_REPEATS,
+    shuffled: ShuffledScores | None = None,
 ) -> dict[str, float]:
     """Validation AUC lost when all columns of a group are shuffled together (mean of repeats).
 
@@ -162,6 +164,10 @@ def permutation_auc_loss(
         Seed of the shuffles.
     n_repeats
         Shuffles per group.
+    shuffled
+        The same scores of shuffled copies of ``X``, faster (e.g. a LightGBM model's
+        :meth:`~icpkit.models.propensity.PropensityModel.shuffled_raw_scores`); by default
+        ``score`` of each shuffled copy.
 
     Returns
     -------
@@ -170,21 +176,16 @@ def permutation_auc_loss(
     """
     y = np.asarray(y, dtype=int)
     base = roc_auc(y, score(X))
+    shuffled = shuffled or shuffled_scores(score, X)
     rng = np.random.default_rng(seed)
-    values = X.to_numpy(dtype=float, copy=True)
-    position = {c: i for i, c in enumerate(X.columns)}
+    n = len(X)
     losses: dict[str, float] = {}
     for name, cols in groups.items():
-        j = [position[c] for c in cols if c in position]
-        if not j:
+        present = [c for c in cols if c in X.columns]
+        if not present:
             continue
-        original = values[:, j].copy()
-        drops = []
-        for _ in range(n_repeats):
-            values[:, j] = original[rng.permutation(len(values))]
-            drops.append(base - roc_auc(y, score(pd.DataFrame(values, columns=X.columns, index=X.index))))
-        values[:, j] = original
-        losses[name] = float(np.mean(drops))
+        scores = shuffled(present, [rng.permutation(n) for _ in range(n_repeats)]).reshape(n_repeats, n)
+        losses[name] = float(np.mean([base - roc_auc(y, s) for s in scores]))
     return losses
 
 
@@ -383,6 +384,7 @@ def add_permutation(
     X: pd.DataFrame,
     y: np.ndarray,
     seed: int = 0,
+    shuffled: ShuffledScores | None = None,
 ) -> LeakageReport:
     """The report with each source attribute's permutation loss on ``(X, y)`` and updated suspects.
 
@@ -396,12 +398,14 @@ def add_permutation(
         Encoded validation rows and labels; columns named like the report's features.
     seed
         The config's seed.
+    shuffled
+        Faster scores of shuffled copies of ``X`` (see :func:`permutation_auc_loss`).
     """
     table = report.features.copy()
     groups: dict[str, list[str]] = {}
     for feature, src in zip(table["feature"], table["source"], strict=True):
         groups.setdefault(str(src), []).append(str(feature))
-    losses = permutation_auc_loss(score, X, y, groups, seed=seed)
+    losses = permutation_auc_loss(score, X, y, groups, seed=seed, shuffled=shuffled)
     table["permutation_auc_loss"] = table["source"].map(losses).astype(float)
     updated = replace(
         report, features=table, model_validation_auc=roc_auc(np.asarray(y, dtype=int), score(X))

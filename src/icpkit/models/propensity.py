@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from icpkit.models.permutation import ShuffledScores, shuffled_scores, stack_shuffled
 from icpkit.models.preprocessing import Preprocessor
+from icpkit.models.trees import BoosterText
 from icpkit.serialization import MODEL_FILE, json_default
 
 BOOSTER_FILE = "booster.txt"
@@ -65,8 +67,40 @@ class PropensityModel:
 
     def predict_proba(self, X: pd.DataFrame, encoded: bool = False) -> np.ndarray:
         """Calibrated probability of the outcome, one per row."""
+        return self.calibrated(self.raw_score(X, encoded=encoded))
+
+    def calibrated(self, raw: np.ndarray) -> np.ndarray:
+        """The calibrated probabilities of raw scores (log-odds)."""
         a, b = self.calibration
-        return expit(a * self.raw_score(X, encoded=encoded) + b)
+        return expit(a * raw + b)
+
+    def shuffled_raw_scores(self, codes: pd.DataFrame) -> ShuffledScores:
+        """Raw scores of ``codes`` with some columns shuffled, for permutation importance.
+
+        Returns ``score(columns, orders)``: the raw scores of ``codes`` with ``columns``
+        (together; names the model does not read are ignored) put in each row order of
+        ``orders``, stacked order by order; equal, to rounding, to ``raw_score`` of the shuffled
+        frames. A LightGBM model rescores only the trees that split on ``columns`` (see
+        :mod:`icpkit.models.trees`): the intact rows' score minus those trees' output, plus
+        their output on the shuffled rows.
+        """
+        if self.kind != "lightgbm":
+            return shuffled_scores(lambda X: self.raw_score(X, encoded=True), codes[self.feature_names])
+        assert self.booster is not None
+        position = {c: j for j, c in enumerate(self.feature_names)}
+        values = codes[self.feature_names].to_numpy(dtype=float)
+        text = BoosterText.of(self.booster)
+        base = self.booster.predict(values, raw_score=True)
+
+        def score(columns: list[str], orders: list[np.ndarray]) -> np.ndarray:
+            j = [position[c] for c in columns if c in position]
+            trees = text.subset(text.trees_splitting_on(j))
+            if trees is None:  # no tree splits on them: shuffling changes nothing
+                return np.tile(base, len(orders))
+            rest = base - trees.predict(values, raw_score=True)
+            return np.tile(rest, len(orders)) + trees.predict(stack_shuffled(values, j, orders), raw_score=True)
+
+        return score
 
     def contributions(self, X: pd.DataFrame, encoded: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
         """Per-row, per-feature contributions to the raw score, and the base value per row.
