@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,9 +189,26 @@ def activity_source(feature: str) -> str:
 
 
 #: Rows fewer than this share of a table's rows look up only their own accounts' records in it:
-#: 2,000 rows against a million accounts take 0.1 s instead of 0.2-0.9 s, but the filter itself
-#: (``isin``) costs 4 s for 320k rows, more than the whole lookup (measured on 2 cores).
+#: 2,000 rows against a million accounts take 0.1 s instead of 0.2-0.9 s; for many rows the
+#: filter would cost more than it saves.
 FEW_ROWS = 0.05
+
+
+def ids_in(ids: pd.Series, among: pd.Series | Iterable[Any]) -> np.ndarray:
+    """``ids.isin(among)`` as a bool array, in C for text ids.
+
+    pandas' ``isin`` on an Arrow-backed text column turns every value of ``among`` into a Python
+    scalar first: 6 s for 300k ids against 500k on 2 cores, where Arrow's ``is_in`` on the whole
+    arrays takes 0.13 s. Other dtypes keep pandas' own hash lookup.
+    """
+    if ids.dtype != "str":
+        return ids.isin(among if isinstance(among, pd.Series) else list(among)).to_numpy()
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = among if isinstance(among, pd.Series) else pd.Series(list(among), dtype="object")
+    found = pc.is_in(pa.array(ids, from_pandas=True), value_set=pa.array(values.astype("str"), from_pandas=True))
+    return found.to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _records_of(table: pd.DataFrame, account_ids: pd.Series) -> pd.DataFrame:
@@ -200,7 +217,7 @@ def _records_of(table: pd.DataFrame, account_ids: pd.Series) -> pd.DataFrame:
     Few rows (an input example) then sort, join or hash their accounts' records, not a million.
     """
     if len(account_ids) < FEW_ROWS * len(table):
-        return table[table["account_id"].isin(account_ids)]
+        return table[ids_in(table["account_id"], account_ids)]
     return table
 
 

@@ -21,7 +21,7 @@ from statsmodels.stats.multitest import multipletests
 from icpkit.config import Config
 from icpkit.data.crm import CRMData
 from icpkit.errors import InsufficientDataError
-from icpkit.features import Catalogue, OutcomeDataset, attribute_catalogue, build_outcome_dataset
+from icpkit.features import Catalogue, OutcomeDataset, attribute_catalogue, build_outcome_dataset, ids_in
 from icpkit.memory import release_freed_memory
 from icpkit.models import evaluation as ev
 from icpkit.models.explain import explain, to_frame
@@ -334,8 +334,7 @@ def _fit_outcome(dataset: OutcomeDataset, cfg: Config, on_trial: Callable[[int, 
     report.test_propensity = p_test[chosen]
 
     # Test rows of accounts never seen in training or validation: skill that is not memory.
-    seen = set(labelled.account_ids[split.train | split.validation].dropna())
-    unseen = ~te.account_ids.isin(seen).to_numpy()
+    unseen = ~ids_in(te.account_ids, labelled.account_ids[split.train | split.validation].dropna())
     report.n_test_unseen = int(unseen.sum())
     if len(np.unique(yte[unseen])) == 2:
         report.test_unseen = ev.evaluate(

@@ -9,6 +9,7 @@ from icpkit.features import (
     attribute_catalogue,
     build_outcome_dataset,
     engagement_features,
+    ids_in,
     raw_rows,
 )
 from icpkit.outcomes import OUTCOMES
@@ -276,3 +277,14 @@ def test_attributes_of_a_few_accounts_equal_those_of_the_whole_book():
     # The whole book in table order shares the table's columns and gives the same values.
     book = snapshot_attributes(accounts, accounts["account_id"], ["industry"])
     assert book["industry"].tolist() == accounts["industry"].tolist()
+
+
+def test_ids_in_equals_pandas_isin_for_text_numbers_and_missing_ids():
+    text = pd.Series(["a1", "a2", None, "a4", "a1"], dtype="str")
+    among = pd.Series(["a1", "a4", "zz"], dtype="str")
+    expected = text.isin(among).to_numpy()
+    np.testing.assert_array_equal(ids_in(text, among), expected)
+    np.testing.assert_array_equal(ids_in(text, {"a1", "a4", "zz"}), expected)
+    np.testing.assert_array_equal(ids_in(text, pd.Series(["a2", None], dtype="str")), [False, True, True, False, False])
+    numbers = pd.Series([1, 2, 3])
+    np.testing.assert_array_equal(ids_in(numbers, [3, 1]), [True, False, True])

@@ -65,6 +65,17 @@ def test_from_frame_infers_kinds_bounds_and_categories(spec):
     assert spec.column("is_public").spelling == (False, True)
 
 
+def test_a_key_column_keeps_no_value_list_so_a_new_account_is_no_unseen_value(train):
+    leads = train.rename(columns={"account_id": "lead_id"}).assign(account_id=["a1", "a1", "a2", "a3"])
+    spec = InputSpec.from_frame(leads, id_column="lead_id", keys=["account_id"])
+    assert spec.column("account_id").kind == "id" and spec.column("account_id").categories is None
+    assert "a1" not in spec.to_json()  # the training accounts' ids are not stored with a model
+    batch = spec.check(pd.DataFrame([_row(lead_id="l9", account_id="brand-new")]), max_unseen_share=0.0)
+    assert batch.frame["account_id"].tolist() == ["brand-new"] and not batch.rows_with_unseen
+    empty = spec.check(pd.DataFrame([_row(lead_id="l9", account_id=None), _row(lead_id="l8", account_id="a1")]))
+    assert empty.rejected[REJECTED_REASON].tolist() == ["account_id is empty"]
+
+
 def test_input_spec_json_round_trip_is_equal(spec, tmp_path):
     assert InputSpec.from_json(spec.to_json()) == spec
     spec.save(tmp_path / "spec.json")

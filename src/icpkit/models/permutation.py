@@ -9,7 +9,7 @@ LightGBM model, which rescores only the trees that split on the columns.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -18,13 +18,16 @@ import pandas as pd
 ShuffledScores = Callable[[list[str], list[np.ndarray]], np.ndarray]
 
 
-def stack_shuffled(values: np.ndarray, columns: list[int], orders: list[np.ndarray]) -> np.ndarray:
-    """``values`` repeated once per order, the ``columns`` of each copy put in that row order."""
-    n = len(values)
-    out = np.tile(values, (len(orders), 1))
-    for r, order in enumerate(orders):
-        out[r * n : (r + 1) * n, columns] = values[np.ix_(order, columns)]
-    return out
+def shuffled_copies(values: np.ndarray, columns: list[int], orders: list[np.ndarray]) -> Iterator[np.ndarray]:
+    """``values`` with ``columns`` put in each row order in turn.
+
+    One buffer is refilled for every order (use each copy before asking for the next): memory
+    stays at one copy however many orders, ~150 MB for a million accounts' validation rows.
+    """
+    copy = values.copy()
+    for order in orders:
+        copy[:, columns] = values[np.ix_(order, columns)]
+        yield copy
 
 
 def shuffled_scores(score: Callable[[pd.DataFrame], np.ndarray], X: pd.DataFrame) -> ShuffledScores:
@@ -34,7 +37,7 @@ def shuffled_scores(score: Callable[[pd.DataFrame], np.ndarray], X: pd.DataFrame
 
     def scores(columns: list[str], orders: list[np.ndarray]) -> np.ndarray:
         j = [position[c] for c in columns if c in position]
-        copies = pd.DataFrame(stack_shuffled(values, j, orders), columns=X.columns)
-        return np.asarray(score(copies), dtype=float)
+        copies = shuffled_copies(values, j, orders)
+        return np.concatenate([np.asarray(score(pd.DataFrame(c, columns=X.columns)), dtype=float) for c in copies])
 
     return scores

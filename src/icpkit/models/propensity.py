@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from icpkit.models.permutation import ShuffledScores, shuffled_scores, stack_shuffled
+from icpkit.models.permutation import ShuffledScores, shuffled_copies, shuffled_scores
 from icpkit.models.preprocessing import Preprocessor
 from icpkit.models.trees import BoosterText
 from icpkit.serialization import MODEL_FILE, json_default
@@ -97,8 +97,11 @@ class PropensityModel:
             trees = text.subset(text.trees_splitting_on(j))
             if trees is None:  # no tree splits on them: shuffling changes nothing
                 return np.tile(base, len(orders))
-            rest = base - trees.predict(values, raw_score=True)
-            return np.tile(rest, len(orders)) + trees.predict(stack_shuffled(values, j, orders), raw_score=True)
+            rest, n = base - trees.predict(values, raw_score=True), len(values)
+            out = np.empty(len(orders) * n)
+            for r, copy in enumerate(shuffled_copies(values, j, orders)):
+                out[r * n : (r + 1) * n] = rest + trees.predict(copy, raw_score=True)
+            return out
 
         return score
 

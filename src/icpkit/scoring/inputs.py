@@ -199,6 +199,7 @@ class InputSpec:
         boolean: Iterable[str] = (),
         bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
         optional: Iterable[str] = (),
+        keys: Iterable[str] = (),
     ) -> InputSpec:
         """Learn the spec from a training frame.
 
@@ -219,6 +220,10 @@ class InputSpec:
             were all >= 0 gets lower bound 0.
         optional
             Columns that may be absent at scoring time (scored as missing).
+        keys
+            Other identifiers (e.g. the account a lead belongs to): text that must not be empty,
+            with no list of known values (a new account is no unseen value, and no model
+            stores every id it was trained on).
 
         Returns
         -------
@@ -227,13 +232,14 @@ class InputSpec:
         counts, forced_bool = set(count_columns), set(boolean)
         forced_cat = set(categorical or ())
         declared, opt = dict(bounds or {}), set(optional)
-        named = counts | forced_bool | forced_cat | set(declared) | opt | {id_column} - {None}
+        ids = {id_column, *keys} - {None}
+        named = counts | forced_bool | forced_cat | set(declared) | opt | ids
         absent = sorted(str(c) for c in named - set(frame.columns))
         if absent:
             raise ValueError(f"from_frame: columns not in the training frame: {absent}")
         specs = []
         for name in frame.columns:
-            kind = _infer_kind(name, frame[name], id_column, counts, forced_cat, forced_bool)
+            kind = _infer_kind(name, frame[name], ids, counts, forced_cat, forced_bool)
             specs.append(
                 _column_from_values(str(name), kind, frame[name], declared.get(name), name not in opt)
             )
@@ -437,12 +443,12 @@ def to_pyfunc_input(frame: pd.DataFrame) -> pd.DataFrame:
 def _infer_kind(
     name: Any,
     s: pd.Series,
-    id_column: str | None,
+    ids: set[str],
     counts: set[str],
     forced_cat: set[str],
     forced_bool: set[str],
 ) -> ColumnKind:
-    if name == id_column:
+    if name in ids:
         return "id"
     if name in counts:
         return "count"

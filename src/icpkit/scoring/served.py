@@ -329,6 +329,7 @@ def outcome_input_spec(spec: FeatureSpec, rows: pd.DataFrame) -> InputSpec:
     frame = rows.reindex(columns=list(dict.fromkeys(cols)))
     return InputSpec.from_frame(
         frame, id_column=spec.id_column, count_columns=spec.engagement,
+        keys=["account_id"] if spec.id_column != "account_id" else [],
         categorical=[n for n, s in attrs.items() if s.kind == "categorical" and n in frame],
         boolean=[n for n, s in attrs.items() if s.kind == "boolean" and n in frame],
     )  # fmt: skip
