@@ -9,7 +9,8 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from icpkit.errors import FeatureMismatchError
-from icpkit.models.preprocessing import MISSING, OTHER, Preprocessor, is_heavy_tailed, value_labels
+from icpkit.icp.cohorts import _text_labels, category_labels
+from icpkit.models.preprocessing import MISSING, OTHER, Preprocessor, _value_labels, is_heavy_tailed, value_labels
 
 #: Checks that cannot apply to a frame-in, frame-out encoder, with the reason.
 NOT_APPLICABLE = {
@@ -173,3 +174,24 @@ def test_is_heavy_tailed_flags_counts_not_symmetric_or_negative_values():
     assert is_heavy_tailed(rng.lognormal(3, 1.5, 1000))
     assert not is_heavy_tailed(rng.normal(size=1000))
     assert not is_heavy_tailed(rng.lognormal(3, 1.5, 1000) - 5)
+
+
+_LABEL_COLUMNS = {
+    "text": pd.Series(["b", None, "a", "b"], dtype="str"),
+    "float": pd.Series([1.5, np.nan, 3.0, 1.5]),
+    "int": pd.Series([3, 1, 3, 2]),
+    "bool": pd.Series([True, False, True, True]),
+    "nullable boolean": pd.Series([True, None, False, True], dtype="boolean"),
+    "Int64": pd.Series([4, None, 4, 0], dtype="Int64"),
+    "category": pd.Series(["x", "y", None, "x"], dtype="category"),
+    "dates": pd.Series(pd.to_datetime(["2024-01-01", None, "2024-02-01", "2024-01-01"])),
+    "mixed object": pd.Series([1, True, "1", None], dtype=object),  # labelled element by element
+}
+
+
+@pytest.mark.parametrize("name", list(_LABEL_COLUMNS))
+def test_labels_made_once_per_distinct_value_equal_the_element_wise_labels(name):
+    s = _LABEL_COLUMNS[name]
+    pd.testing.assert_series_equal(value_labels(s), _value_labels(s))
+    pd.testing.assert_series_equal(category_labels(s), _text_labels(s))
+    assert value_labels(s).isna().tolist() == s.isna().tolist()

@@ -18,6 +18,8 @@ from scipy.stats.contingency import association
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
+from icpkit.models.preprocessing import per_distinct_value
+
 log = logging.getLogger(__name__)
 
 MISSING = "missing"
@@ -103,12 +105,17 @@ def category_labels(x: pd.Series, max_categories: int | None = None) -> pd.Serie
 
     NA becomes ``"missing"``, and values beyond the ``max_categories`` most frequent ``"other"``.
     """
-    labels = x.astype(object).where(x.notna(), MISSING).astype(str)
+    spread = per_distinct_value(x, _text_labels, missing=MISSING)
+    labels = _text_labels(x) if spread is None else pd.Series(spread, index=x.index, dtype="str")
     if max_categories is not None:
         counts = labels[labels != MISSING].value_counts()
         keep = set(counts.index[:max_categories])
         labels = labels.where(labels.isin(keep) | (labels == MISSING), OTHER)
     return labels
+
+
+def _text_labels(x: pd.Series) -> pd.Series:
+    return x.astype(object).where(x.notna(), MISSING).astype(str)
 
 
 def align(s: pd.Series, index: pd.Index) -> pd.Series:

@@ -411,9 +411,22 @@ def calibration_table(y_true: ArrayLike, p: ArrayLike, n_bins: int = 10) -> pd.D
 # ---------------------------------------------------------------------------------------------- plots
 
 
-def new_figure(figsize: tuple[float, float]) -> Figure:
-    """A figure that is not registered with pyplot (nothing to close, nothing leaked)."""
-    return Figure(figsize=figsize, layout="constrained")
+#: Margins (figure fractions) of the evaluation plots, whose labels never change: set once
+#: instead of by the constrained layout, which measured every text and took half of each render.
+_FIXED_MARGINS = {"left": 0.13, "right": 0.96, "bottom": 0.1, "top": 0.92}
+
+
+def new_figure(figsize: tuple[float, float], margins: dict[str, float] | None = None) -> Figure:
+    """A figure that is not registered with pyplot (nothing to close, nothing leaked).
+
+    Laid out by the constrained layout, or with fixed ``margins`` (``subplots_adjust``
+    fractions) when the labels are known in advance.
+    """
+    if margins is None:
+        return Figure(figsize=figsize, layout="constrained")
+    fig = Figure(figsize=figsize)
+    fig.subplots_adjust(**margins)
+    return fig
 
 
 def _diagonal(ax: Axes, label: str) -> None:
@@ -426,7 +439,7 @@ def plot_roc(y_true: ArrayLike, p: ArrayLike, title: str, label: str = "model") 
     With a single class the curve is undefined: only the diagonal is drawn (and a warning logged).
     """
     y, q = _check(y_true, p)
-    fig = new_figure((6, 5.5))
+    fig = new_figure((6, 5.5), _FIXED_MARGINS)
     ax = fig.add_subplot()
     if _one_class(y):
         log.warning("plot_roc: only one class in y_true, ROC curve undefined")
@@ -448,7 +461,7 @@ def plot_calibration(y_true: ArrayLike, p: ArrayLike, title: str, n_bins: int = 
     """
     y, q = _check(y_true, p)
     table = calibration_table(y, q, n_bins=n_bins)
-    fig = new_figure((6, 7))
+    fig = new_figure((6, 7), {**_FIXED_MARGINS, "bottom": 0.08, "top": 0.94, "hspace": 0.08})
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     _diagonal(top, "perfectly calibrated")
     yerr = np.vstack(
@@ -479,7 +492,7 @@ def plot_gains(y_true: ArrayLike, p: ArrayLike, title: str) -> Figure:
     Share of positives captured against share of rows contacted, rows ranked by ``p`` descending.
     """
     y, q = _check(y_true, p)
-    fig = new_figure((6, 5.5))
+    fig = new_figure((6, 5.5), _FIXED_MARGINS)
     ax = fig.add_subplot()
     total = y.sum()
     if total == 0:

@@ -20,7 +20,7 @@ in ``categorical`` (numeric codes such as a region number). The design is a func
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -388,12 +388,33 @@ def is_heavy_tailed(x: np.ndarray) -> bool:
     return float(((x - x.mean()) ** 3).mean() / x.std() ** 3) > HEAVY_TAIL_SKEW
 
 
+def per_distinct_value(
+    s: pd.Series, label: Callable[[pd.Series], pd.Series], missing: Any = np.nan
+) -> np.ndarray | None:
+    """``label(s)`` computed once per distinct value of ``s`` and spread back (``missing`` where NA).
+
+    Element-wise text conversion of a million accounts' column costs seconds in Python; the
+    column has a handful of distinct values. None for an ``object`` column, whose distinct
+    values hashing would merge (``1 == 1.0 == True``): label that one element by element.
+    """
+    if s.dtype == object:
+        return None
+    codes, uniques = pd.factorize(s)
+    few = np.asarray(label(pd.Series(uniques)), dtype=object)
+    return np.append(few, missing)[codes]
+
+
 def value_labels(s: pd.Series) -> pd.Series:
     """String label of each value, missing kept as NaN.
 
     Booleans read ``yes`` / ``no``; integer-valued numbers read without a decimal point (``3``,
     whether stored as 3 or 3.0), so a numeric code labels alike in an int or a float column.
     """
+    spread = per_distinct_value(s, _value_labels)
+    return _value_labels(s) if spread is None else pd.Series(spread, index=s.index, dtype=object)
+
+
+def _value_labels(s: pd.Series) -> pd.Series:
     missing = s.isna().to_numpy()
     if _is_boolean(s):
         out = np.where(s.fillna(False).astype(bool).to_numpy(), "yes", "no").astype(object)
