@@ -17,7 +17,8 @@ from icpkit.data.loading import load_crm
 from icpkit.features import raw_rows
 from icpkit.icp.derive import ICP_STEPS
 from icpkit.models.fitting import split_by_time
-from icpkit.registry import champion_version, load_verified
+from icpkit.registry import champion_version, load_verified, to_model_input
+from icpkit.registry.publish import registered_output
 from icpkit.training import summary_table, train_outcomes
 from icpkit.workflow import train_and_profile
 from tests.integration.conftest import EXTRACT, small_config, train_and_publish
@@ -57,6 +58,29 @@ def test_outcome_models_take_raw_rows_and_match_the_in_memory_model(trained, mon
     np.testing.assert_allclose(served["win_propensity"].to_numpy(), report.model.predict_proba(X_test), atol=1e-12)
     assert served["reasons_up"].str.contains("log-odds").any()
     assert served["rejected_reason"].isna().all()
+
+
+@pytest.mark.parametrize("name", ["win", "scorer"])
+def test_a_champion_is_judged_on_its_scores_without_reasons_equal_to_serving(trained, name):
+    cfg, _, run, _, _ = trained
+    model = load_verified(cfg.tracking.tracking_uri, f"models:/icp-{name}@champion")
+    if name == "scorer":
+        rows, column = run.icp.derivation.book.assign(as_of=pd.Timestamp(EXTRACT)).head(300), "fit_points"
+    else:
+        report = run.training.reports[name]
+        rows = raw_rows(run.crm, report.dataset.spec)[report.dataset.labelled.to_numpy()].reset_index(drop=True)
+        rows, column = rows[report.split.test].reset_index(drop=True), "win_propensity"
+    judged = registered_output(model, rows)
+    served = model.predict(to_model_input(rows))
+    np.testing.assert_array_equal(judged[column].to_numpy(dtype=float), served[column].to_numpy(dtype=float))
+    reasons = [c for c in served.columns if "reason" in c and c != "rejected_reason"]
+    assert reasons and all(served[c].notna().any() for c in reasons)
+    for c in reasons:  # the judge's output has no reasons: absent or empty
+        assert c not in judged or judged[c].isna().all() or (judged[c].astype(str).isin(["", "[]"])).all()
+    spec = model.unwrap_python_model().scorer.input_spec
+    dropped = next(c.name for c in spec.columns if c.required and c.kind not in ("id", "date"))
+    with pytest.raises(Exception, match=dropped):  # a changed schema still fails, as in serving
+        registered_output(model, rows.drop(columns=dropped))
 
 
 def test_the_registered_scorer_reproduces_training_in_a_fresh_process(trained, tmp_path):

@@ -27,8 +27,8 @@ from icpkit.registry import (
     log_model,
     recover_interrupted,
     register_candidates,
-    to_model_input,
 )
+from icpkit.registry.publish import registered_output
 from icpkit.registry.store import client_for
 from tests.unit.conftest import logistic_model
 
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _auc_on(Xh, yh, column="win_propensity"):
     """A ``score_champion`` callable: the champion's AUC on this holdout."""
-    return lambda champion: roc_auc_score(yh, champion.predict(to_model_input(Xh))[column].to_numpy())
+    return lambda champion: roc_auc_score(yh, registered_output(champion, Xh)[column].to_numpy())
 
 
 def _publish(uri, entries, **kwargs):
