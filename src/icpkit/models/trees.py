@@ -34,6 +34,8 @@ class BoosterText:
     header: str
     trees: tuple[str, ...]
     footer: str
+    #: The feature indices each tree splits on (empty for a single-leaf tree), read once.
+    features: tuple[frozenset[int], ...] = ()
 
     @classmethod
     def of(cls, booster: lgb.Booster) -> BoosterText:
@@ -45,20 +47,16 @@ class BoosterText:
             return cls(text[:end], (), text[end:])
         bounds = [*starts, end]
         trees = tuple(text[a:b] for a, b in zip(bounds, bounds[1:], strict=False))
-        return cls(text[: starts[0]], trees, text[end:])
+        return cls(text[: starts[0]], trees, text[end:], tuple(_split_features(t) for t in trees))
 
     def features_of_trees(self) -> list[frozenset[int]]:
         """The feature indices each tree splits on (empty for a single-leaf tree)."""
-        out = []
-        for tree in self.trees:
-            m = _SPLIT_FEATURE.search(tree)
-            out.append(frozenset(int(f) for f in m.group(1).split()) if m else frozenset())
-        return out
+        return list(self.features)
 
     def trees_splitting_on(self, features: Iterable[int]) -> list[int]:
         """The positions of the trees that split on any of ``features``."""
         wanted = set(features)
-        return [i for i, used in enumerate(self.features_of_trees()) if used & wanted]
+        return [i for i, used in enumerate(self.features) if used & wanted]
 
     def subset(self, positions: list[int]) -> lgb.Booster | None:
         """A booster of the trees at ``positions`` only (None when there are none)."""
@@ -71,3 +69,8 @@ class BoosterText:
         sizes = "tree_sizes=" + " ".join(str(len(b.encode())) for b in blocks)
         header = _TREE_SIZES.sub(sizes, self.header, count=1)
         return lgb.Booster(model_str=header + "".join(blocks) + self.footer)
+
+
+def _split_features(tree: str) -> frozenset[int]:
+    m = _SPLIT_FEATURE.search(tree)
+    return frozenset(int(f) for f in m.group(1).split()) if m else frozenset()
