@@ -73,3 +73,35 @@ def test_waterfall_shows_the_chosen_rows_raw_values_and_its_largest_contribution
     assert f"{X['strong'].iloc[row]:.3f} = strong".replace("-", "\N{MINUS SIGN}") in labels
     top = expl.feature_names[int(np.abs(expl.values[row]).argmax())]
     assert labels[-1].endswith(f"= {top}")
+
+
+def _outside_figure(fig) -> list[str]:
+    """The main axes' feature labels and title where drawn past the figure's edges."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    width, height = canvas.get_width_height()
+    out = []
+    ax = fig.axes[0]
+    for text in [*ax.get_yticklabels(), ax.title]:
+        box = text.get_window_extent(canvas.get_renderer())
+        if text.get_text() and (box.x0 < 0 or box.x1 > width or box.y0 < 0 or box.y1 > height):
+            out.append(text.get_text())
+    return out
+
+
+def test_beeswarm_and_waterfall_keep_long_names_and_titles_inside_the_figure(model):
+    # shap lays the figure out at its own size; resized afterwards, long feature names (and a
+    # waterfall's "value = name" labels) used to be cut off on the left.
+    X, _ = _data(300, seed=4)
+    expl = explain(model, X)
+    long_name = "days_since_last_marketing_qualified_activity"
+    expl.feature_names = [long_name if n == "zero_effect" else n for n in expl.feature_names]
+    display = np.asarray(expl.display_data, dtype=object)
+    display[:, expl.feature_names.index("industry")] = "Healthcare and life sciences (regulated)"
+    expl.display_data = display
+    beeswarm = plot_beeswarm(expl, "conversion: SHAP (test sample)")
+    assert long_name in [t.get_text() for t in beeswarm.axes[0].get_yticklabels()]
+    assert _outside_figure(beeswarm) == []
+    assert _outside_figure(plot_waterfall(expl, 0, "conversion: why the first test row scores as it does")) == []

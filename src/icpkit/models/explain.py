@@ -89,11 +89,21 @@ def _capture(draw) -> Figure:  # noqa: ANN001 - a zero-argument shap plotting ca
     return fig
 
 
-def plot_beeswarm(explanation: shap.Explanation, title: str, max_display: int = 15) -> Figure:
-    """SHAP's beeswarm: one row of points per feature, most important on top."""
-    fig = _capture(lambda: shap.plots.beeswarm(explanation, max_display=max_display, show=False))
+def plot_beeswarm(explanation: shap.Explanation, title: str, max_display: int = 15, seed: int = 0) -> Figure:
+    """SHAP's beeswarm: one row of points per feature, most important on top.
+
+    shap orders and jitters the points with numpy's global random state; it is seeded with
+    ``seed`` for the plot (and restored after), so the same explanation gives the same image.
+    """
+    state = np.random.get_state()
+    np.random.seed(seed)  # noqa: NPY002 - shap reads the global state; ours is put back below
+    try:
+        fig = _capture(lambda: shap.plots.beeswarm(explanation, max_display=max_display, show=False))
+    finally:
+        np.random.set_state(state)
     fig.axes[0].set_title(title)
     fig.set_size_inches(8, 1.8 + 0.4 * min(max_display, len(explanation.feature_names)))
+    fig.tight_layout()  # shap laid it out at its own size: the feature names were cut off on the left
     return fig
 
 
@@ -110,4 +120,7 @@ def plot_waterfall(explanation: shap.Explanation, row: int, title: str, max_disp
     )
     fig = _capture(lambda: shap.plots.waterfall(one, max_display=max_display, show=False))
     fig.axes[0].set_title(title)
+    # Wider than shap's 8 in, then laid out again: "value = name" labels were cut off on the left.
+    fig.set_size_inches(10, fig.get_size_inches()[1])
+    fig.tight_layout()
     return fig
