@@ -16,7 +16,6 @@ change the time, not the memory, so ``--trials`` may be small.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import functools
 import logging
 import tempfile
@@ -26,7 +25,7 @@ import types
 from pathlib import Path
 
 from benchmarks.meter import rss_mb
-from benchmarks.scaling import EXTRACT, _config
+from benchmarks.scaling import train_like_make_train
 
 
 class Timeline:
@@ -89,38 +88,12 @@ def main() -> None:
     logging.getLogger("icpkit").setLevel(logging.INFO)
     import icpkit.icp.derive
     import icpkit.registry.publish
-    from icpkit.data.loading import load_crm
-    from icpkit.features import attribute_catalogue
-    from icpkit.icp.result import build_icp
-    from icpkit.memory import exempt_loaded_objects
-    from icpkit.registry import Tracker
-    from icpkit.training import train_outcomes
-    from icpkit.workflow import TrainedRun, dataset_name, run_version, write_outputs
 
     if args.calls:
         for module in (icpkit.icp.derive, icpkit.registry.publish):
             _mark_calls(module, timeline)
     with tempfile.TemporaryDirectory() as t:
-        tmp = Path(t)
-        cfg = _config(args.folder, tmp)
-        if args.trials is not None:
-            cfg.training.tuning.n_trials = args.trials
-        timeline.mark("load + validate")
-        crm = load_crm(cfg.data, EXTRACT)
-        exempt_loaded_objects()  # as pipelines.train does before training
-        timeline.mark("features + train outcomes")
-        training = train_outcomes(crm, cfg, attribute_catalogue(crm, cfg))
-        version = run_version(crm, cfg)
-        icp = build_icp(
-            crm, training, cfg, version, dataset_name(cfg), on_step=lambda s: timeline.mark(f"ICP: {s}"),
-            release_features=True,
-        )
-        timeline.mark("write ICP outputs")
-        run = TrainedRun(crm, cfg, training, icp, dataset_name(cfg), version, dt.datetime.now(dt.UTC))
-        folder = write_outputs(run, tmp / "outputs")
-        timeline.mark("publish")
-        tracker = Tracker(cfg.tracking.tracking_uri, cfg.tracking.experiment, artifact_root=tmp / "artifacts")
-        icpkit.registry.publish.publish(run, tracker, folder)
+        train_like_make_train(args.folder, Path(t), timeline.mark, n_trials=args.trials)
         timeline.mark("end")
     print(f"run peak {rss_mb('VmHWM'):.0f} MB")
 

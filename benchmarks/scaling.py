@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -63,53 +64,63 @@ def _config(folder: Path, tmp: Path):  # noqa: ANN202 - Config
     return config_from_dict(raw)
 
 
-def _train(folder: Path, out: Path) -> None:
-    """What ``python -m pipelines.train`` does, stage by stage."""
-    meter = Meter(path=out.with_suffix(".partial.json"))
-    meter.start("imports")
+def train_like_make_train(folder: Path, tmp: Path, mark: Callable[[str], None], n_trials: int | None = None):  # noqa: ANN201
+    """What ``python -m pipelines.train`` does on ``folder``, calling ``mark(stage)`` as each starts.
+
+    Publishing goes into a store under ``tmp``. Returns ``(run, published)``. Shared by this
+    benchmark and :mod:`benchmarks.memory_timeline`; ``n_trials`` overrides the config's.
+    """
+    mark("imports")
     from icpkit.data.loading import load_crm
     from icpkit.features import attribute_catalogue
     from icpkit.icp.result import build_icp
     from icpkit.memory import exempt_loaded_objects
+    from icpkit.models.figures import FigureRenderer
     from icpkit.registry import Tracker
     from icpkit.registry.publish import publish
     from icpkit.training import train_outcomes
     from icpkit.workflow import TrainedRun, dataset_name, run_version, write_outputs
 
-    info: dict[str, object] = {}
+    cfg = _config(folder, tmp)
+    if n_trials is not None:
+        cfg.training.tuning.n_trials = n_trials
+    mark("load + validate")
+    crm = load_crm(cfg.data, EXTRACT)
+    exempt_loaded_objects()  # as pipelines.train does before training
+    # Features and fits of the four outcomes as make train runs them (train_outcomes: the
+    # features one outcome at a time, then training.parallel_outcomes fits at a time).
+    mark("features + train outcomes")
+    training = train_outcomes(crm, cfg, attribute_catalogue(crm, cfg))
+    with FigureRenderer() as figures:
+        figures.submit_trained(training)  # the outcome plots render beside the ICP stage, as in the pipeline
+        version, started = run_version(crm, cfg), dt.datetime.now(dt.UTC)
+        icp = build_icp(  # features dropped after the negative ICP, as the pipeline does
+            crm, training, cfg, version, dataset_name(cfg), on_step=lambda s: mark(f"ICP: {s}"),
+            release_features=True,
+        )  # fmt: skip
+        # "ICP: value cohorts" runs until build_icp returns: cohorts, proposals, the profile, figures.
+        mark("write ICP outputs")
+        run = TrainedRun(crm, cfg, training, icp, dataset_name(cfg), version, started)
+        folder_out = write_outputs(run, tmp / "outputs")
+        mark("publish (MLflow log + register)")
+        tracker = Tracker(cfg.tracking.tracking_uri, cfg.tracking.experiment, artifact_root=tmp / "artifacts")
+        published = publish(run, tracker, folder_out, figures)
+    return run, published
+
+
+def _train(folder: Path, out: Path) -> None:
+    meter = Meter(path=out.with_suffix(".partial.json"))
     with tempfile.TemporaryDirectory() as t:
-        tmp = Path(t)
-        cfg = _config(folder, tmp)
-        meter.start("load + validate")
-        crm = load_crm(cfg.data, EXTRACT)
-        info["rows"] = {name: len(df) for name, df in crm.tables.items()}
-        exempt_loaded_objects()  # as pipelines.train does before training
-        # Features and fits of the four outcomes as make train runs them (train_outcomes: the
-        # features one outcome at a time, then training.parallel_outcomes fits at a time).
-        meter.start("features + train outcomes")
-        catalogue = attribute_catalogue(crm, cfg)
-        training = train_outcomes(crm, cfg, catalogue)
-        for name, r in training.trained.items():
+        run, published = train_like_make_train(folder, Path(t), meter.start)
+        meter.stop()
+        info: dict[str, object] = {"rows": {name: len(df) for name, df in run.crm.tables.items()}}
+        for name, r in run.training.trained.items():
             info[f"{name}_test_auc"] = round(float(r.test.metrics["roc_auc"]), 4)
             info[f"{name}_model"] = r.model.kind
             info[f"{name}_fit_rows"] = r.fit_rows
-        version = run_version(crm, cfg)
-        started = dt.datetime.now(dt.UTC)
-        icp = build_icp(  # features dropped after the negative ICP, as the pipeline does
-            crm, training, cfg, version, dataset_name(cfg), on_step=lambda s: meter.start(f"ICP: {s}"),
-            release_features=True,
-        )
-        # "ICP: value cohorts" runs until build_icp returns: cohorts, proposals, the profile, figures.
-        meter.start("write ICP outputs")
-        run = TrainedRun(crm, cfg, training, icp, dataset_name(cfg), version, started)
-        folder_out = write_outputs(run, tmp / "outputs")
-        meter.start("publish (MLflow log + register)")
-        tracker = Tracker(cfg.tracking.tracking_uri, cfg.tracking.experiment, artifact_root=tmp / "artifacts")
-        published = publish(run, tracker, folder_out)
         info["registered"] = sorted(published.registrations)
-        info["segments_k"] = icp.profile["segments"].get("k")
-        info["evidence"] = icp.profile["evidence"]["status"]
-        meter.stop()
+        info["segments_k"] = run.icp.profile["segments"].get("k")
+        info["evidence"] = run.icp.profile["evidence"]["status"]
         meter.dump(out, **info)
 
 
@@ -144,13 +155,20 @@ def stage_table(results: list[dict[str, object]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def totals(df: pd.DataFrame) -> pd.DataFrame:
-    """End to end = everything ``make train`` does on existing data (generation reported apart)."""
+def totals(df: pd.DataFrame, results: list[dict[str, object]] | None = None) -> pd.DataFrame:
+    """End to end = everything ``make train`` does on existing data (generation reported apart).
+
+    ``peak_rss_mb`` adds the figure helper process's peak (from ``results``) to the training
+    process's, as if both peaked at once: an upper bound on the machine's memory for the run.
+    """
     train = df[~df["name"].isin(["generate", "write CSV"])]
     g = train.groupby("accounts")
     out = pd.DataFrame(
-        {"wall_s": g["wall_s"].sum(), "cpu_s": g["cpu_s"].sum(), "peak_rss_mb": g["peak_rss_mb"].max()}
+        {"wall_s": g["wall_s"].sum(), "cpu_s": g["cpu_s"].sum(), "process_peak_rss_mb": g["peak_rss_mb"].max()}
     )
+    helper = {r["accounts"]: r["train"].get("children_peak_rss_mb", 0.0) for r in results or []}  # type: ignore[union-attr]
+    out["helper_peak_rss_mb"] = out.index.map(lambda n: helper.get(n, 0.0))
+    out["peak_rss_mb"] = out["process_peak_rss_mb"] + out["helper_peak_rss_mb"]
     fits = train[train["name"].str.contains("train")].groupby("accounts")["wall_s"].sum()
     out["training_wall_s"] = fits
     return out.reset_index()
@@ -264,7 +282,7 @@ def report(results: list[dict[str, object]]) -> None:
     if probes:
         print("\nspeed probe before each size (seconds; lower = a faster machine at the time):", probes)
     print("\nend to end (load .. publish; generation apart):")
-    print(totals(df).round(1).to_string(index=False))
+    print(totals(df, results).round(1).to_string(index=False))
     lin = linearity(df)
     if len(lin):
         print("\nCPU-time growth between the two largest sizes (ok: at most 1.25x the account ratio, or < 1 s):")

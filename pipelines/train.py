@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("%s: excluded %d rows on purpose: %s", ex.table, ex.count, ex.reason)
 
     from icpkit.memory import exempt_loaded_objects
+    from icpkit.models.figures import FigureRenderer
     from icpkit.registry import (
         Tracker,
         check_dataset,
@@ -96,11 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     tracker = Tracker(uri, cfg.tracking.experiment)
     previous = tracker.previous_training_json("icp/icp_profile.json")
     exempt_loaded_objects()  # the libraries and the CRM live all run: no collection walks them again
-    with TrainingProgress(cfg.training.tuning.n_trials) as progress:
+    with FigureRenderer() as figures, TrainingProgress(cfg.training.tuning.n_trials) as progress:
         # The features are not read after the ICP here: dropped then (~1 GB at a million accounts).
+        # The outcome plots render in a helper process from the end of training, beside the ICP stage.
         run = train_and_profile(
-            crm, cfg, previous, on_progress=progress.step, on_trial=progress.trial, keep_features=False
-        )
+            crm, cfg, previous, on_progress=progress.step, on_trial=progress.trial, keep_features=False,
+            on_trained=figures.submit_trained,
+        )  # fmt: skip
         if not run.training.trained:
             progress.stop()
             _print_summary(run, None)
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         progress.step("writing the ICP")
         folder = write_outputs(run, args.outputs, latest=False)
         progress.step("logging to MLflow and registering")
-        published = publish(run, tracker, folder)
+        published = publish(run, tracker, folder, figures)
         if folder is not None:  # only a published run becomes <experiment>/latest
             point_latest(folder)
 

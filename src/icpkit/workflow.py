@@ -72,6 +72,7 @@ def train_and_profile(
     on_progress: Callable[[str], None] | None = None,
     on_trial: Callable[[str, int, int], None] | None = None,
     keep_features: bool = True,
+    on_trained: Callable[[TrainingResult], None] | None = None,
 ) -> TrainedRun:
     """Train every configured outcome, then derive and profile the ICP (when anything trained).
 
@@ -92,6 +93,9 @@ def train_and_profile(
         False drops each outcome's feature columns (``report.dataset.X``) once the ICP no longer
         needs them; the models, metrics, labels and specs stay. The training pipeline passes
         False: at a million accounts the features are ~1 GB of the run's memory.
+    on_trained : callable, optional
+        Called with the training result before the ICP stage starts (the training pipeline
+        starts rendering the outcome plots there, to run beside the ICP stage).
     """
     say = on_progress or (lambda msg: log.info("%s", msg))
     started, timings = dt.datetime.now(dt.UTC), {}
@@ -102,6 +106,8 @@ def train_and_profile(
         on_outcome=lambda name, state: say(f"training {name}") if state == "start" else None,
     )  # fmt: skip
     timings["train outcomes"] = time.perf_counter() - t
+    if on_trained is not None:
+        on_trained(training)
     dataset, version = dataset_name(cfg), run_version(crm, cfg)
     icp = None
     if training.trained:

@@ -16,6 +16,7 @@ import inspect
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from sklearn.metrics import roc_auc_score
 from icpkit.features import account_attributes_as_of, raw_rows
 from icpkit.memory import release_freed_memory
 from icpkit.models import evaluation as ev
-from icpkit.models.explain import plot_beeswarm, plot_waterfall
+from icpkit.models.figures import FigureRenderer
 from icpkit.registry.gate import Candidate, Registration, config_hash, dataset_key, register_candidates
 from icpkit.registry.packaging import log_model, to_model_input
 from icpkit.registry.tracking import Tracker
@@ -81,22 +82,10 @@ def _outcome_params(report: OutcomeReport) -> dict[str, Any]:
     }
 
 
-def _log_plots(report: OutcomeReport, tracker: Tracker) -> None:
+def _log_tables(report: OutcomeReport, tracker: Tracker) -> None:
     p_test, y_test = report.test_predictions()
-    title = f"{report.outcome} — {report.model.kind}, test period from {report.split.test_start.date()}"
-    tracker.log_figure(ev.plot_roc(y_test, p_test, title), "plots/roc.png")
-    tracker.log_figure(ev.plot_calibration(y_test, p_test, title), "plots/calibration.png")
-    tracker.log_figure(ev.plot_gains(y_test, p_test, title), "plots/gains.png")
     tracker.log_table(ev.gains_table(y_test, p_test), "tables/gains.csv")
     tracker.log_table(ev.calibration_table(y_test, p_test), "tables/calibration.csv")
-    if report.explanation is not None and len(report.explanation.values):
-        tracker.log_figure(
-            plot_beeswarm(report.explanation, f"{report.outcome}: SHAP (test sample)"), "plots/shap_beeswarm.png"
-        )
-        tracker.log_figure(
-            plot_waterfall(report.explanation, 0, f"{report.outcome}: why the first test row scores as it does"),
-            "plots/shap_waterfall_example.png",
-        )
 
 
 def _test_raw_rows(run: TrainedRun, report: OutcomeReport) -> tuple[pd.DataFrame, np.ndarray]:
@@ -146,7 +135,10 @@ def _champion_auc(run: TrainedRun, report: OutcomeReport) -> Callable[[Any], flo
 def outcome_candidate(
     run: TrainedRun, report: OutcomeReport, tracker: Tracker, prefix: str, p_value: float
 ) -> Candidate:
-    """Log one outcome's child run and model; the model becomes a registration candidate."""
+    """Log one outcome's child run and model; the model becomes a registration candidate.
+
+    Its plots are drawn elsewhere and uploaded by :func:`publish` (see :mod:`icpkit.models.figures`).
+    """
     name = report.outcome
     spec = report.dataset.spec
     reference = raw_rows(run.crm, spec, np.arange(min(REFERENCE_ROWS, len(run.crm[spec.table]))))
@@ -169,7 +161,7 @@ def outcome_candidate(
             tracker.set_tags({"icpkit.tuning_cut_by_timeout": "true"})
         if report.tuning is not None:
             tracker.log_trials(report.tuning.trials)
-        _log_plots(report, tracker)
+        _log_tables(report, tracker)
         with tempfile.TemporaryDirectory() as tmp:
             ref = log_model(tracker.tracking_uri, child, report.model.save(Path(tmp) / "model"), name, reference)
     release_freed_memory()
@@ -258,25 +250,39 @@ def _summary_metrics(run: TrainedRun) -> dict[str, dict[str, float]]:
     return out
 
 
-def publish(run: TrainedRun, tracker: Tracker, icp_folder: Path | None = None) -> PublishResult:
-    """Log the whole run (parent + one child per outcome), the ICP, and register every model."""
+def publish(
+    run: TrainedRun, tracker: Tracker, icp_folder: Path | None = None, figures: FigureRenderer | None = None
+) -> PublishResult:
+    """Log the whole run (parent + one child per outcome), the ICP, and register every model.
+
+    The outcome plots are drawn by ``figures`` (see :mod:`icpkit.models.figures`), where the
+    caller may have submitted them already; by default a renderer of its own draws them in a
+    helper process while the runs and models are logged.
+    """
     cfg = run.config
     prefix = cfg.tracking.model_prefix
     params = {"config": cfg.model_dump(mode="json"), "data_fingerprint": run.crm.fingerprint(), "version": run.version}
     tags = {"source": mask_secrets(cfg.data.source), "icpkit.dataset": run.dataset, "icpkit.version": run.version}
-    with tracker.start_training(run.run_name, params=params, tags=tags) as run_id:
+    with (
+        FigureRenderer() if figures is None else nullcontext(figures) as figures,
+        tracker.start_training(run.run_name, params=params, tags=tags) as run_id,
+    ):
+        figures.submit_trained(run.training)  # those not submitted yet render while the runs are logged
         tracker.log_dataset_inputs(mask_secrets(cfg.data.source), run.crm.tables, run.crm.fingerprint())
         tracker.log_summary_metrics(_summary_metrics(run))
         p_values = run.training.signal_p_values()
-        candidates = [
-            outcome_candidate(run, r, tracker, prefix, p_values[name]) for name, r in run.training.trained.items()
-        ]
+        outcomes = {
+            name: outcome_candidate(run, r, tracker, prefix, p_values[name]) for name, r in run.training.trained.items()
+        }
+        candidates = list(outcomes.values())
         if run.icp is not None:
             if icp_folder is not None:
                 tracker.log_artifacts(icp_folder, "icp")
             tracker.set_tags({"icp.evidence": run.icp.profile["evidence"]["status"]})
             if run.icp.fitted.fit is not None:
                 candidates.append(scorer_candidate(run, tracker, run_id, prefix))
+        for name, candidate in outcomes.items():  # drawn meanwhile; uploaded before anything is registered
+            figures.log(name, tracker, candidate.model.run_id)
         result = PublishResult(run_id)
         if cfg.tracking.register_models and candidates:
             regs = register_candidates(

@@ -420,6 +420,10 @@ class Tracker:
             local.write_text(mask_secrets(df.to_csv(index=index)))
             self.client.log_artifact(target, str(local), artifact_path=folder or None)
 
+    def log_artifact(self, local_file: str | Path, path: str | None = None, run_id: str | None = None) -> None:
+        """Upload one file into the run's folder ``path`` (its writer is responsible for it)."""
+        self.client.log_artifact(self._target(run_id), str(local_file), artifact_path=path)
+
     def log_artifacts(
         self, local_dir: str | Path, path: str | None = None, run_id: str | None = None
     ) -> None:
