@@ -16,6 +16,7 @@ from icpkit.models.leakage import (
     permutation_auc_loss,
     screen_features,
     single_feature_auc,
+    single_feature_aucs,
 )
 from icpkit.training import TrainingResult, fit_outcome, summary_table
 from tests.unit.test_fitting import _dates, _leads, make_dataset, small_config
@@ -51,6 +52,23 @@ def test_single_feature_auc_target_encodes_out_of_fold_so_ids_are_not_flagged():
     # Numbers: missing ranks as its own lowest value, infinities do not break it.
     x = pd.Series(np.where(y == 1, np.inf, np.nan))
     assert single_feature_auc(x, y) == pytest.approx(1.0)
+
+
+def test_text_columns_encoded_together_get_the_auc_each_gets_alone():
+    # One TargetEncoder over every text column: the folds depend on the labels and the seed only,
+    # and each column is encoded from its own values, so nothing may change from one at a time.
+    X, y = _with_sales_notes(900, seed=3)
+    rng = np.random.default_rng(5)
+    X["stage"] = pd.Series(np.where(y == 1, "closed won", "closed lost"), dtype="str")
+    X["ids"] = pd.Series([f"id{i}" for i in range(len(y))], dtype="str")
+    X["region"] = pd.Series(rng.choice(["emea", "amer", None], len(y)), dtype="str")
+    X["flag"] = rng.random(len(y)) < 0.5
+    together = single_feature_aucs(X, y, seed=2)
+    assert list(together) == list(X.columns)
+    assert together == {c: single_feature_auc(X[c], y, seed=2) for c in X.columns}
+    assert together["stage"] == pytest.approx(1.0)
+    assert together["ids"] < 0.6 and together["region"] < 0.6
+    assert single_feature_aucs(X, np.ones(len(y), dtype=int)) == dict.fromkeys(X.columns, 0.5)
 
 
 def test_permutation_auc_loss_is_large_for_the_used_column_and_zero_for_an_unused_one():

@@ -100,24 +100,38 @@ def single_feature_auc(x: pd.Series, y: np.ndarray, seed: int = 0) -> float:
     float
         In [0.5, 1]; 0.5 when ``y`` has one class or ``x`` is empty.
     """
+    return single_feature_aucs(x.to_frame(name="x"), y, seed)["x"]
+
+
+def single_feature_aucs(X: pd.DataFrame, y: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """:func:`single_feature_auc` of every column of ``X``, the categories encoded in one pass.
+
+    The out-of-fold split depends on the labels and the seed only, and each column is encoded
+    from its own values, so one ``TargetEncoder`` over all text columns gives each column the
+    values it gets alone, at one encoder's overhead instead of one per column.
+    """
     y = np.asarray(y, dtype=int)
     if len(np.unique(y)) < 2:
-        return 0.5
-    if pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
+        return {str(c): 0.5 for c in X.columns}
+    out: dict[str, float] = {}
+    text = []
+    for col in X.columns:
+        x = X[col]
+        if not (pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x)):
+            text.append(col)
+            continue
         v = pd.to_numeric(x, errors="coerce").astype(float).to_numpy()
         known = ~np.isnan(v)
-        if not known.any():
-            return 0.5
         # Missing ranks below every value (an export's -inf ties with it, which is harmless).
-        v = np.where(known, v, -np.inf)
-    else:
-        s = x.astype("str").fillna("<missing>").reset_index(drop=True).to_frame()
-        # TargetEncoder stratifies its folds; every class needs a member in each fold.
-        folds = int(min(5, np.bincount(y).min()))
-        if folds < 2:
-            return 0.5
-        v = _target_encoder(folds, seed).fit_transform(s, y)[:, 0]
-    return _direction_free(roc_auc(y, v))
+        out[str(col)] = _direction_free(roc_auc(y, np.where(known, v, -np.inf))) if known.any() else 0.5
+    # TargetEncoder stratifies its folds; every class needs a member in each fold.
+    folds = int(min(5, np.bincount(y).min()))
+    if text and folds >= 2:
+        s = pd.DataFrame({f"c{i}": X[c].astype("str").fillna("<missing>").to_numpy() for i, c in enumerate(text)})
+        encoded = _target_encoder(folds, seed).fit_transform(s, y)
+        out |= {str(c): _direction_free(roc_auc(y, encoded[:, i])) for i, c in enumerate(text)}
+    out |= {str(c): 0.5 for c in text if str(c) not in out}
+    return {str(c): out[str(c)] for c in X.columns}
 
 
 def _target_encoder(folds: int, seed: int) -> TargetEncoder:
@@ -350,11 +364,12 @@ def screen_features(
     """
     y = np.asarray(y, dtype=int)
     source = dict(feature_source or {})
+    alone = single_feature_aucs(X, y, seed)
     rows = [
         {
             "feature": col,
             "source": source.get(col, col),
-            "single_feature_auc": single_feature_auc(X[col], y, seed),
+            "single_feature_auc": alone[str(col)],
             "missing_share": float(X[col].isna().mean()) if len(X) else 0.0,
             "missingness_auc": missingness_auc(X[col], y),
             "permutation_auc_loss": float("nan"),
