@@ -4,8 +4,8 @@ The peak is the kernel's own high-water mark (``VmHWM`` in ``/proc/self/status``
 start of each stage by writing ``5`` to ``/proc/self/clear_refs`` (Linux >= 4.0): so a stage's
 peak is the most memory the process held *during that stage*, including what earlier stages
 left in memory. Where the reset is not possible the process peak so far is reported instead.
-CPU time counts this process and its finished children (user + system). Children's memory is
-apart: :meth:`Meter.dump` records the largest peak of a finished child (the figure helper).
+CPU time counts this process and its finished children (user + system); children's memory is
+not in the peak (the scaling benchmark adds the figure helper's own).
 """
 
 from __future__ import annotations
@@ -75,9 +75,7 @@ class Meter:
 
     def dump(self, path: Path, **extra: object) -> None:
         self.stop()
-        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest finished child
-        payload = {"stages": [asdict(s) for s in self.stages], "pid": os.getpid(), "children_peak_rss_mb": children}
-        payload.update(extra)
+        payload = {"stages": [asdict(s) for s in self.stages], "pid": os.getpid(), **extra}
         path.write_text(json.dumps(payload, indent=1))
 
 

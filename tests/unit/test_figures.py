@@ -41,12 +41,16 @@ def _plots(outcome: str, seed: int, shap_rows: int = 200) -> OutcomePlots:
 def _render(processes: bool) -> Uploads:
     uploads = Uploads()
     with FigureRenderer(processes=processes) as figures:
+        assert figures.helper_peak_rss_mb is None  # nothing has run yet
         figures.submit(_plots("win", seed=0))
         figures.submit(_plots("win", seed=99))  # a second submission of an outcome is ignored
         renewal = _plots("renewal", seed=1)
         figures.submit(OutcomePlots(renewal.outcome, renewal.title, renewal.y_test, renewal.p_test, None))
         figures.log("win", uploads, "run-win")
         figures.log("renewal", uploads, "run-renewal")
+        # The helper reports its own peak memory when done (an interpreter with matplotlib: > 50 MB).
+        peak = figures.helper_peak_rss_mb
+        assert (peak is None) if not processes else (peak > 50)
     return uploads
 
 

@@ -92,12 +92,15 @@ def render_outcome_plots(plots: OutcomePlots, folder: str | Path) -> list[str]:
     return written
 
 
-def serve() -> None:
+def serve(stats: str | None = None) -> None:
     """The helper process's loop: one job file path per stdin line, rendered in arrival order.
 
     Each job is a pickled ``(OutcomePlots, folder)`` written by :class:`FigureRenderer`; when its
     PNGs are written, ``folder/done.json`` lists them (written whole, then renamed into place).
+    At the end (stdin closed) the process's peak memory goes to the JSON file ``stats``.
     """
+    import resource
+
     import matplotlib
 
     matplotlib.use("Agg")  # files only, whatever the user's default backend
@@ -106,9 +109,16 @@ def serve() -> None:
         with job.open("rb") as fh:
             plots, folder = pickle.load(fh)  # noqa: S301 - written by our own parent process
         written = render_outcome_plots(plots, folder)
-        tmp = Path(folder) / "done.json.tmp"
-        tmp.write_text(json.dumps(written))
-        os.replace(tmp, Path(folder) / "done.json")
+        _write_json(Path(folder) / "done.json", written)
+    if stats is not None:  # ru_maxrss is in KiB on Linux
+        _write_json(Path(stats), {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    """Written whole, then renamed into place: a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload))
+    os.replace(tmp, path)
 
 
 class FigureRenderer:
@@ -146,6 +156,17 @@ class FigureRenderer:
             self._proc = None
         self._tmp.cleanup()
 
+    @property
+    def _stats(self) -> Path:
+        return Path(self._tmp.name) / "helper_stats.json"
+
+    @property
+    def helper_peak_rss_mb(self) -> float | None:
+        """The helper's peak resident memory, once it has finished (``None`` before, or without one)."""
+        if not self._stats.exists():
+            return None
+        return float(json.loads(self._stats.read_text())["peak_rss_mb"])
+
     def _folder(self, outcome: str) -> Path:
         return Path(self._tmp.name) / outcome
 
@@ -154,12 +175,12 @@ class FigureRenderer:
         # imports the same from an -e install, a PYTHONPATH or a notebook's path edits.
         code = (
             "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
-            "from icpkit.models.figures import serve; serve()"
+            "from icpkit.models.figures import serve; serve(sys.argv[2])"
         )
         log_file = (Path(self._tmp.name) / "helper.log").open("wb")
         try:
             return subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-c", code, json.dumps(sys.path)],
+                [sys.executable, "-c", code, json.dumps(sys.path), str(self._stats)],
                 stdin=subprocess.PIPE, stdout=log_file, stderr=log_file,
             )  # fmt: skip
         except OSError as exc:
@@ -193,9 +214,10 @@ class FigureRenderer:
             pass
 
     def submit_trained(self, training: TrainingResult) -> None:
-        """Submit every trained outcome's plots (see :meth:`submit`)."""
-        for report in training.trained.values():
-            self.submit(OutcomePlots.of(report))
+        """Submit the plots of every trained outcome not submitted yet (see :meth:`submit`)."""
+        for name, report in training.trained.items():
+            if name not in self._plots:
+                self.submit(OutcomePlots.of(report))
 
     def _wait(self) -> None:
         """Let the helper finish what it was given (once); warn if it failed."""
