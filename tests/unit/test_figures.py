@@ -85,11 +85,12 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path):
     # level would train again in the helper. The helper must never run the caller's code.
     script = tmp_path / "train_here.py"
     runs = tmp_path / "runs.txt"
+    root = Path(__file__).resolve().parents[2]
     script.write_text(
         textwrap.dedent(
             f"""
             import sys
-            sys.path[:0] = {[str(Path(__file__).resolve().parents[2] / "src"), str(Path(__file__).resolve().parents[2])]!r}
+            sys.path[:0] = {[str(root / "src"), str(root)]!r}
             from pathlib import Path
             from tests.unit.test_figures import Uploads, _plots
             from icpkit.models.figures import FigureRenderer

@@ -99,8 +99,6 @@ def serve(stats: str | None = None) -> None:
     PNGs are written, ``folder/done.json`` lists them (written whole, then renamed into place).
     At the end (stdin closed) the process's peak memory goes to the JSON file ``stats``.
     """
-    import resource
-
     import matplotlib
 
     matplotlib.use("Agg")  # files only, whatever the user's default backend
@@ -110,6 +108,10 @@ def serve(stats: str | None = None) -> None:
             plots, folder = pickle.load(fh)  # noqa: S301 - written by our own parent process
         written = render_outcome_plots(plots, folder)
         _write_json(Path(folder) / "done.json", written)
+    try:
+        import resource  # POSIX only: elsewhere the peak is not reported
+    except ImportError:
+        return
     if stats is not None:  # ru_maxrss is in KiB on Linux
         _write_json(Path(stats), {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
