@@ -655,9 +655,9 @@ def derive_icp(
     them (the steps after it work from the accounts, not the features): the training
     pipeline does, so at a million accounts the segments, tiers and publishing run ~1 GB lower.
     """
-    # The thread policy of the fits (training.num_threads for BLAS and OpenMP): LightGBM's
-    # predicts at 2 OpenMP threads gained no time here and cost 50 % more CPU, and beside the
-    # figure helper process they would spin-wait for a busy core.
+    # The thread policy of the fits (training.num_threads for BLAS and OpenMP): measured alone,
+    # the evidence step's LightGBM predicts at 2 OpenMP threads took as long and 50 % more CPU,
+    # and beside the figure helper process they would spin-wait for a busy core.
     with thread_limits(cfg.training.num_threads):
         return _derive_icp(crm, training, cfg, version, dataset, on_step, release_features)
 
