@@ -66,7 +66,7 @@ def test_encoded_batched_permutation_equals_the_raw_reference(model):
         # equal to rounding (~1e-15), not bit for bit.
         np.testing.assert_allclose(fast[col], slow[col], rtol=1e-12, atol=1e-12)
     # A column no tree splits on cannot change a score: its rises are exactly 0 either way.
-    used = {model.feature_names[f] for t in BoosterText.of(model.booster).features_of_trees() for f in t}
+    used = {model.feature_names[f] for t in BoosterText.of(model.booster).features for f in t}
     for col in set(slow) - used:
         assert not fast[col].any() and not slow[col].any()
 

@@ -162,6 +162,7 @@ def permutation_auc_loss(
     seed: int = 0,
     n_repeats: int = PERMUTATION_REPEATS,
     shuffled: ShuffledScores | None = None,
+    base_auc: float | None = None,
 ) -> dict[str, float]:
     """Validation AUC lost when all columns of a group are shuffled together (mean of repeats).
 
@@ -182,6 +183,8 @@ def permutation_auc_loss(
         The same scores of shuffled copies of ``X``, faster (e.g. a LightGBM model's
         :meth:`~icpkit.models.propensity.PropensityModel.shuffled_raw_scores`); by default
         ``score`` of each shuffled copy.
+    base_auc
+        The AUC of ``score(X)``, when the caller has it already (else computed here).
 
     Returns
     -------
@@ -189,7 +192,7 @@ def permutation_auc_loss(
         Group -> AUC of the intact rows minus the mean AUC with the group shuffled.
     """
     y = np.asarray(y, dtype=int)
-    base = roc_auc(y, score(X))
+    base = roc_auc(y, score(X)) if base_auc is None else base_auc
     shuffled = shuffled or shuffled_scores(score, X)
     rng = np.random.default_rng(seed)
     n = len(X)
@@ -420,11 +423,9 @@ def add_permutation(
     groups: dict[str, list[str]] = {}
     for feature, src in zip(table["feature"], table["source"], strict=True):
         groups.setdefault(str(src), []).append(str(feature))
-    losses = permutation_auc_loss(score, X, y, groups, seed=seed, shuffled=shuffled)
+    validation_auc = roc_auc(np.asarray(y, dtype=int), score(X))  # the intact rows, scored once
+    losses = permutation_auc_loss(score, X, y, groups, seed=seed, shuffled=shuffled, base_auc=validation_auc)
     table["permutation_auc_loss"] = table["source"].map(losses).astype(float)
-    updated = replace(
-        report, features=table, model_validation_auc=roc_auc(np.asarray(y, dtype=int), score(X))
-    )
-    return _with_suspects(updated)
+    return _with_suspects(replace(report, features=table, model_validation_auc=validation_auc))
 
 

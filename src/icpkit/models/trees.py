@@ -49,10 +49,6 @@ class BoosterText:
         trees = tuple(text[a:b] for a, b in zip(bounds, bounds[1:], strict=False))
         return cls(text[: starts[0]], trees, text[end:], tuple(_split_features(t) for t in trees))
 
-    def features_of_trees(self) -> list[frozenset[int]]:
-        """The feature indices each tree splits on (empty for a single-leaf tree)."""
-        return list(self.features)
-
     def trees_splitting_on(self, features: Iterable[int]) -> list[int]:
         """The positions of the trees that split on any of ``features``."""
         wanted = set(features)
